@@ -1,0 +1,62 @@
+/* On-disk layouts for quantized Linears, independent of the method that produced the codes:
+ * "gptq" (GPTQ v1/v2, notes §B), "awq" (AWQ GEMM, §C), "ct" (compressed-tensors
+ * pack-quantized, §D). Each layout turns a cq_qresult into named tensors and back. */
+#ifndef CQUANT_PACK_H
+#define CQUANT_PACK_H
+
+#include "cquant/dtype.h"
+#include "cquant/error.h"
+#include "cquant/quant.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CQ_PACK_MAX_TENSORS 8
+
+/* One tensor of a packed Linear: "<prefix>.<suffix>". */
+typedef struct cq_packed {
+    char suffix[32];    /* "qweight", "qzeros", "scales", "g_idx", "weight_packed", ... */
+    cq_dtype dtype;
+    int ndim;
+    int64_t shape[2];
+    size_t nbytes;
+    void *data;         /* owned when produced by pack (free with cq_packed_release); borrowed
+                           when filled by the caller for unpack */
+} cq_packed;
+
+typedef struct cq_layout {
+    const char *name;     /* "gptq", "awq", "ct": the --format value */
+    const char *summary;
+    /* Can this layout hold a result of these options and shape? One-line reason if not. */
+    int (*check)(const cq_qconfig *cfg, int64_t rows, int64_t cols, cq_error *err);
+    /* The tensors it writes (names, dtypes, shapes; data NULL), for planning the writer. */
+    int (*plan)(const cq_qconfig *cfg, int64_t rows, int64_t cols, cq_packed *out, int *n,
+                cq_error *err);
+    /* Pack: fills out[0..*n) with allocated data. */
+    int (*pack)(const cq_qconfig *cfg, const cq_qresult *r, cq_packed *out, int *n,
+                cq_error *err);
+    /* Decode tensors (as found in a checkpoint, matched by suffix) back to a cq_qresult
+     * (allocated here; release with cq_qresult_release). qcfg is config.json's
+     * quantization_config. Hostile shapes/values give CQ_E_FORMAT/CQ_E_SHAPE. */
+    int (*unpack)(const cJSON *qcfg, const cq_packed *in, int n, int64_t rows, int64_t cols,
+                  cq_qresult *out, cq_error *err);
+    /* Fill quantization_config (an empty object) for config.json. method: "rtn"/"gptq"/"awq". */
+    int (*qconfig)(const cq_qconfig *cfg, const char *method, cJSON *out, cq_error *err);
+} cq_layout;
+
+extern const cq_layout cq_layout_gptq;
+extern const cq_layout cq_layout_awq;
+extern const cq_layout cq_layout_ct;
+const cq_layout *cq_layout_find(const char *name);
+/* Which layout wrote a checkpoint, from its quantization_config (NULL if none matches). */
+const cq_layout *cq_layout_detect(const cJSON *qcfg);
+void cq_packed_release(cq_packed *p, int n);
+
+/* Dense little-endian bit stream: value i occupies bits [b*i, b*i+b) of the words
+ * (LSB first). For b in {2,4,8} this is the per-word packing of GPTQ; for b=3 it is GPTQ's
+ * 3-words-per-32-values stream. vals has n entries in [0, 2^b). */
+void cq_bits_pack(const uint32_t *vals, int64_t n, int b, uint32_t *words);
+void cq_bits_unpack(const uint32_t *words, int64_t n, int b, uint32_t *vals);
+
+#endif

@@ -1,0 +1,82 @@
+/* Quantizers behind one interface. A quantizer sees float matrices and statistics, never files
+ * or tensor names. Its result is the unpacked form every packer takes: integer codes, per-group
+ * scales and zero points, and g_idx. */
+#ifndef CQUANT_QUANT_H
+#define CQUANT_QUANT_H
+
+#include "cquant/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct cq_qconfig {
+    int bits;            /* 2, 3, 4 or 8 */
+    int group_size;      /* input columns per group; -1 = one group per row */
+    bool sym;            /* symmetric grid (zero = 2^(bits-1)) */
+    bool mse;            /* MSE clip search (notes §E.12): norm 2.4, grid 100, max shrink 0.8 */
+    /* gptq */
+    bool act_order;      /* visit columns by decreasing diag(H) */
+    bool static_groups;  /* group parameters fitted up front on original columns */
+    double damp;         /* fraction of mean(diag H) added to the diagonal (default 0.01) */
+    int block_size;      /* lazy-update block width (default 128) */
+    int max_damp_tries;  /* Cholesky retries, damping x10 each (default 6) */
+} cq_qconfig;
+
+void cq_qconfig_defaults(cq_qconfig *cfg);
+/* Check the options themselves (bits, group size, damping) before any work. */
+int cq_qconfig_check(const cq_qconfig *cfg, cq_error *err);
+
+/* Unpacked quantized matrix W[rows x cols] (rows = out features, cols = in features).
+ * Dequantized: W[r][c] = scale[g][r] * (q[r][c] - zero[g][r]) with g = g_idx[c]. */
+typedef struct cq_qresult {
+    int64_t rows, cols;
+    int bits;
+    int group_size;      /* as configured (-1 = per row) */
+    int64_t n_groups;
+    bool sym;
+    uint8_t *q;          /* [rows * cols], row-major, codes in [0, 2^bits) */
+    float *scale;        /* [n_groups * rows]: scale[g * rows + r] */
+    uint8_t *zero;       /* [n_groups * rows]: zero[g * rows + r], in [0, 2^bits) (128 for 8-bit sym) */
+    int32_t *g_idx;      /* [cols] group of each input column */
+    /* diagnostics */
+    double loss;         /* GPTQ: sum (w-q)^2 / (2 d^2) as the reference prints; RTN: 0 */
+    double damp_used;    /* GPTQ: final damping fraction */
+    int damp_tries;      /* GPTQ: Cholesky attempts */
+    int64_t dead_cols;   /* GPTQ: columns with H_ii == 0 */
+} cq_qresult;
+
+int cq_qresult_alloc(cq_qresult *r, int64_t rows, int64_t cols, const cq_qconfig *cfg,
+                     cq_error *err);
+void cq_qresult_release(cq_qresult *r);
+/* out[rows * cols] = dequantized weights (f32). */
+void cq_qresult_dequant(const cq_qresult *r, float *out);
+
+/* Statistics a calibrated method may need. */
+typedef struct cq_qstats {
+    const double *hessian;  /* [cols * cols] H = (2/n) sum x x^T, or NULL */
+    int64_t n_samples;
+} cq_qstats;
+
+enum { CQ_NEED_HESSIAN = 1u << 0 };
+
+typedef struct cq_quantizer {
+    const char *name;       /* "rtn" | "gptq" */
+    const char *summary;
+    unsigned needs;
+    /* w[rows*cols] may be modified (GPTQ leaves its working copy there). */
+    int (*run)(const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols,
+               const cq_qstats *stats, cq_qresult *out, cq_error *err);
+} cq_quantizer;
+
+extern const cq_quantizer cq_quantizer_rtn;
+extern const cq_quantizer cq_quantizer_gptq;
+const cq_quantizer *cq_quantizer_find(const char *name);
+
+/* RTN min-max (notes §B.4) per row or per group; round half to even. */
+int cq_rtn_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t cols,
+                    cq_qresult *out, cq_error *err);
+/* GPTQ (notes §E). h[cols*cols] is used as scratch (destroyed); w is modified. */
+int cq_gptq_quantize(const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols, double *h,
+                     cq_qresult *out, cq_error *err);
+
+#endif
