@@ -103,7 +103,9 @@ SUBGROUPS = [["self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj"], ["sel
 
 def quantize_model(cfg, W, calib, args):
     n, S = calib.shape
-    cos, sin = tl.rope(cfg, S)
+    dev = W["model.norm.weight"].device
+    calib = calib.to(dev)
+    cos, sin = tl.rope(cfg, S, dev)
     xs = [W["model.embed_tokens.weight"][calib[j:j + 1]] for j in range(n)]
     groups = SUBGROUPS if args.true_sequential else [sum(SUBGROUPS, [])]
     for i in range(cfg.layers):
@@ -119,7 +121,7 @@ def quantize_model(cfg, W, calib, args):
                 x = inp.reshape(-1, inp.shape[-1]).float()
                 t = inp.shape[0]
                 if H[nm] is None:
-                    H[nm] = torch.zeros(x.shape[1], x.shape[1])
+                    H[nm] = torch.zeros(x.shape[1], x.shape[1], device=x.device)
                 H[nm] *= cnt[nm] / (cnt[nm] + t)
                 cnt[nm] += t
                 x = (2 / cnt[nm]) ** 0.5 * x
@@ -140,9 +142,12 @@ def quantize_model(cfg, W, calib, args):
 
 
 def load_ids(path):
-    if path.endswith(".bin"):
-        return torch.from_numpy(np.fromfile(path, dtype="<i4").astype(np.int64))
-    return tl.st_read(path)["input_ids"].long()
+    """A safetensors file with input_ids (sniffed by its header), else raw little-endian int32."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return tl.st_read(path)["input_ids"].long()
+    return torch.from_numpy(np.fromfile(path, dtype="<i4").astype(np.int64))
 
 
 def main():
@@ -160,11 +165,13 @@ def main():
     ap.add_argument("--damp", type=float, default=0.01)
     ap.add_argument("--seqlens", default="1024,2048")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = False
     W, d = tl.st_load_model(args.model)
+    W = {k: v.to(args.device) for k, v in W.items()}
     cfg = tl.Config(json.load(open(os.path.join(d, "config.json"))))
     t0 = time.time()
     if args.method != "none":

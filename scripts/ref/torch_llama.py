@@ -65,13 +65,13 @@ def rmsnorm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def rope(cfg, seqlen):
+def rope(cfg, seqlen, device="cpu"):
     inv = 1.0 / (cfg.theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.int64).float()
                                / cfg.head_dim))
     t = torch.arange(seqlen).float()
     f = torch.outer(t, inv)
     emb = torch.cat([f, f], dim=-1)
-    return emb.cos(), emb.sin()
+    return emb.cos().to(device), emb.sin().to(device)
 
 
 def rot_half(x):
@@ -105,7 +105,7 @@ def layer_forward(cfg, W, i, x, cos, sin, hook=None):
     k = k.repeat_interleave(rep, dim=1)
     v = v.repeat_interleave(rep, dim=1)
     s = (q @ k.transpose(-1, -2)) / math.sqrt(cfg.head_dim)
-    mask = torch.full((S, S), float("-inf")).triu(1)
+    mask = torch.full((S, S), float("-inf"), device=x.device).triu(1)
     a = torch.softmax(s + mask, dim=-1) @ v
     a = a.transpose(1, 2).reshape(B, S, cfg.heads * cfg.head_dim)
     x = x + lin("self_attn.o_proj", a)
@@ -128,8 +128,9 @@ def head_nll(cfg, W, x, ids):
 def perplexity(cfg, W, ids, seqlen, batch=8):
     """WikiText protocol: non-overlapping windows, tail dropped, exp(mean NLL)."""
     n = ids.numel() // seqlen
-    win = ids[: n * seqlen].view(n, seqlen).long()
-    cos, sin = rope(cfg, seqlen)
+    dev = W["model.norm.weight"].device
+    win = ids[: n * seqlen].view(n, seqlen).long().to(dev)
+    cos, sin = rope(cfg, seqlen, dev)
     tot, cnt = 0.0, 0
     with torch.no_grad():
         for b in range(0, n, batch):
