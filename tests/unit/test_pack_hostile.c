@@ -378,6 +378,9 @@ CQ_TEST(check_refusals)
     CQ_CHECK_EQ_INT(chk(T, mkcfg(5, 32, true, false, false), 64, 64), CQ_E_UNSUPPORTED);
     CQ_CHECK_EQ_INT(chk(T, mkcfg(4, 32, true, false, false), 64, 48), CQ_E_UNSUPPORTED);
     CQ_CHECK_EQ_INT(chk(T, mkcfg(4, -2, true, false, false), 64, 64), CQ_E_USAGE);
+    CQ_CHECK_EQ_INT(chk(G, mkcfg(4, 32, true, false, false), 0, 64), CQ_E_SHAPE);
+    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, 32, false, false, false), 8, 0), CQ_E_SHAPE);
+    CQ_CHECK_EQ_INT(chk(T, mkcfg(4, -1, false, false, false), 0, 8), CQ_E_SHAPE);
 }
 
 static int pk(const cq_layout *L, const cq_qconfig *c, const cq_qresult *r)
