@@ -77,7 +77,7 @@ CQ_TEST(hostile_text)
     cJSON_Delete(parse("{\"a\":1} trailing", CQ_E_FORMAT, "after the JSON value"));
     cJSON_Delete(parse("{\"a\":1}  \n", CQ_OK, NULL));
     cJSON_Delete(parse("{\"a\\u0000\":1}", CQ_E_FORMAT, "\\u0000"));
-    parse("{\"a\\\\u0000\":1}", CQ_OK, NULL); /* an escaped backslash, then text */
+    cJSON_Delete(parse("{\"a\\\\u0000\":1}", CQ_OK, NULL)); /* an escaped backslash */
     cJSON_Delete(parse("{\"\xe2\x82\":1}", CQ_E_FORMAT, "invalid UTF-8"));
     cJSON_Delete(parse("{\"\xf4\x90\x80\x80\":1}", CQ_E_FORMAT, "invalid UTF-8"));
     cJSON_Delete(parse("{\"\xe2\x82\xac\":1}", CQ_OK, NULL));
