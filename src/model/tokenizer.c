@@ -27,8 +27,13 @@ static int fmt_err(ld *l, const char *what)
 
 static int unsup(ld *l, const char *what, const char *name)
 {
-    return cq_errorf(l->err, CQ_E_UNSUPPORTED, "%s: %s '%.60s' is not supported", l->path, what,
-                     name);
+    /* name comes from the file: keep the message on one line */
+    char safe[64];
+    size_t i = 0;
+    for (; name[i] && i < sizeof safe - 1; i++)
+        safe[i] = (unsigned char)name[i] < 0x20 ? '?' : name[i];
+    safe[i] = 0;
+    return cq_errorf(l->err, CQ_E_UNSUPPORTED, "%s: %s '%s' is not supported", l->path, what, safe);
 }
 
 static int read_file(const char *path, char **data, size_t *len, int missing_ok, cq_error *err)
