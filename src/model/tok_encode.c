@@ -272,7 +272,8 @@ static int cache_store(enc *c, const char *w, size_t len, size_t first)
     const char *key = tok_arena_dup(&c->cache_keys, w, len);
     if (!key)
         return nomem(c);
-    memcpy(c->pool + c->pool_n, c->ids + first, cnt * sizeof *c->pool);
+    if (cnt) /* a word can yield no ids (unknown characters and no unk token) */
+        memcpy(c->pool + c->pool_n, c->ids + first, cnt * sizeof *c->pool);
     if (tok_strmap_put(&c->cache, key, len, (int64_t)c->pool_n << 16 | (int64_t)cnt) != 0)
         return nomem(c);
     c->pool_n += cnt;
@@ -286,6 +287,8 @@ static int bpe_word(enc *c, const char *w, size_t len)
     int cacheable = len <= CACHE_MAX_WORD;
     if (cacheable && tok_strmap_get(&c->cache, w, len, &v)) {
         size_t off = (size_t)(v >> 16), cnt = (size_t)(v & 0xFFFF);
+        if (cnt == 0)
+            return CQ_OK;
         if (grow((void **)&c->ids, &c->cap, c->n + cnt, sizeof *c->ids) != 0)
             return nomem(c);
         memcpy(c->ids + c->n, c->pool + off, cnt * sizeof *c->ids);

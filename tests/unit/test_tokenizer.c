@@ -501,3 +501,31 @@ CQ_TEST(invalid_utf8_text)
     }
     cq_tokenizer_free(t);
 }
+
+/* tests/data/tok_llama3: Llama-3 layout (Split with the Llama-3 regex, then ByteLevel without
+ * regex, ignore_merges). Vocab: the 256 byte characters with id = byte value, Ġh 256, el 257,
+ * lo 258, Ġhello 259 (no merge path), <|begin_of_text|> 260; merges Ġ+h, e+l, l+o. */
+CQ_TEST(llama3_style_bytelevel)
+{
+    cq_error err = CQ_ERROR_INIT;
+    cq_tokenizer *t = NULL;
+    CQ_CHECK_OK(cq_tokenizer_load(&t, testdata("tok_llama3"), &err), &err);
+    if (!t)
+        return;
+    /* pieces "Hello" " world" "'s" " " "123" "45" "\n\n"; Hello -> H el lo, the rest bytes */
+    check_encode(t, "Hello world's 12345\n\n", 0,
+                 (const int32_t[]){72, 257, 258, 32, 119, 111, 114, 108, 100, 39, 115, 32, 49, 50, 51,
+                                   52, 53, 10, 10}, 19);
+    /* ignore_merges: the piece " hello" is itself a vocab entry (merges would give 256 257 258) */
+    check_encode(t, " hello", 0, (const int32_t[]){259}, 1);
+    /* (?i:'s): "'S" is one piece */
+    check_encode(t, "HELLO'S", 0, (const int32_t[]){72, 69, 76, 76, 79, 39, 83}, 7);
+    check_encode(t, "<|begin_of_text|>hi", 0, (const int32_t[]){260, 104, 105}, 3);
+    check_encode(t, "hi", 1, (const int32_t[]){260, 104, 105}, 3);
+    char *s = NULL;
+    size_t n = 0;
+    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){260, 259, 257, 10}, 4, &s, &n, &err), &err);
+    CQ_CHECK(s && strcmp(s, "<|begin_of_text|> helloel\n") == 0);
+    free(s);
+    cq_tokenizer_free(t);
+}
