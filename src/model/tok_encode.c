@@ -525,6 +525,8 @@ int cq_tokenizer_encode(const cq_tokenizer *t, const char *text, size_t len, int
 {
     *ids = NULL;
     *n = 0;
+    if (!text || len == 0) /* the empty text still gets its special tokens */
+        text = "", len = 0;
     int64_t bad = cq_utf8_check(text, len);
     if (bad >= 0)
         return cq_errorf(err, CQ_E_FORMAT, "tokenizer: text is not valid utf-8 at byte %lld",

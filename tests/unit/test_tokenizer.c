@@ -529,3 +529,51 @@ CQ_TEST(llama3_style_bytelevel)
     free(s);
     cq_tokenizer_free(t);
 }
+
+/* NFC normalizer (Qwen2): accepted for NFC-stable text, refused (not guessed) otherwise. */
+CQ_TEST(nfc_normalizer_and_empty_text)
+{
+    size_t len;
+    char *j = slurp(testdata("tok_llama3/tokenizer.json"), &len);
+    CQ_CHECK(j != NULL);
+    if (!j)
+        return;
+    char *at = strstr(j, "\"normalizer\": null");
+    CQ_CHECK(at != NULL);
+    if (!at) {
+        free(j);
+        return;
+    }
+    size_t head = (size_t)(at - j);
+    const char *nfc = "\"normalizer\": {\"type\": \"NFC\"}";
+    char *k = malloc(len + 64);
+    memcpy(k, j, head);
+    strcpy(k + head, nfc);
+    strcat(k, at + strlen("\"normalizer\": null"));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/nfc.json", cq_test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    CQ_CHECK(f != NULL);
+    if (f) {
+        fputs(k, f);
+        fclose(f);
+    }
+    cq_error err = CQ_ERROR_INIT;
+    cq_tokenizer *t = NULL;
+    CQ_CHECK_OK(cq_tokenizer_load_file(&t, path, NULL, &err), &err);
+    if (t) {
+        /* "é" precomposed (C3 A9) is NFC: bytes 195 169 as ids */
+        check_encode(t, "\xC3\xA9", 0, (const int32_t[]){195, 169}, 2);
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        const char *decomposed = "e\xCC\x81"; /* e + U+0301 */
+        CQ_CHECK_EQ_INT(cq_tokenizer_encode(t, decomposed, 3, 0, &ids, &n, &err), CQ_E_UNSUPPORTED);
+        free(ids);
+        /* empty text: nothing, or just the template's special token */
+        check_encode(t, "", 0, NULL, 0);
+        check_encode(t, "", 1, (const int32_t[]){260}, 1);
+        cq_tokenizer_free(t);
+    }
+    free(k);
+    free(j);
+}
