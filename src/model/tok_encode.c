@@ -386,44 +386,57 @@ static int nfc_check(enc *c, const char *s, size_t n)
     return CQ_OK;
 }
 
-/* Normalizers, Metaspace / ByteLevel prefixes, then the split levels. */
+/* The normalizer chain over (*s, *n), writing into the two scratch buffers in turn. */
+static int normalize(enc *c, const char **s, size_t *n, int *cur)
+{
+    const cq_tokenizer *t = c->t;
+    int rc;
+    for (int i = 0; i < t->n_norm; i++) {
+        const tok_norm *nm = &t->norm[i];
+        buf *dst = &c->nb[*cur];
+        if (nm->kind == TOK_NORM_NFC) {
+            if ((rc = nfc_check(c, *s, *n)) != CQ_OK)
+                return rc;
+            continue;
+        }
+        if (nm->kind == TOK_NORM_PREPEND && *n == 0) /* HF prepends to non-empty text only */
+            continue;
+        int bad = nm->kind == TOK_NORM_PREPEND ? prepend_into(dst, *s, *n, nm->a, nm->alen)
+                                               : replace_into(dst, *s, *n, nm->a, nm->alen, nm->b, nm->blen);
+        if (bad)
+            return nomem(c);
+        *s = dst->p, *n = dst->n, *cur ^= 1;
+    }
+    return CQ_OK;
+}
+
+/* Metaspace: spaces become the replacement, which is also prepended per prepend_scheme
+ * ("first": only to the piece at offset 0 of the text) unless already there. */
+static int metaspace(enc *c, const char **s, size_t *n, int *cur, int at_start)
+{
+    const cq_tokenizer *t = c->t;
+    if (replace_into(&c->nb[*cur], *s, *n, " ", 1, t->ms_rep, t->ms_rep_len) != 0)
+        return nomem(c);
+    *s = c->nb[*cur].p, *n = c->nb[*cur].n, *cur ^= 1;
+    int want = t->ms_prepend == TOK_PREPEND_ALWAYS ||
+               (t->ms_prepend == TOK_PREPEND_FIRST && at_start);
+    if (!want || *n == 0 || (*n >= t->ms_rep_len && memcmp(*s, t->ms_rep, t->ms_rep_len) == 0))
+        return CQ_OK;
+    if (prepend_into(&c->nb[*cur], *s, *n, t->ms_rep, t->ms_rep_len) != 0)
+        return nomem(c);
+    *s = c->nb[*cur].p, *n = c->nb[*cur].n, *cur ^= 1;
+    return CQ_OK;
+}
+
+/* One piece of text between added tokens: normalize, pre-tokenize, BPE. */
 static int encode_piece(enc *c, const char *s, size_t n, int at_start)
 {
     const cq_tokenizer *t = c->t;
     int cur = 0, rc;
-    for (int i = 0; i < t->n_norm; i++) {
-        const tok_norm *nm = &t->norm[i];
-        buf *dst = &c->nb[cur];
-        int bad = 0;
-        if (nm->kind == TOK_NORM_NFC) {
-            if ((rc = nfc_check(c, s, n)) != CQ_OK)
-                return rc;
-            continue;
-        }
-        if (nm->kind == TOK_NORM_PREPEND) {
-            if (n == 0)
-                continue;
-            bad = prepend_into(dst, s, n, nm->a, nm->alen);
-        } else {
-            bad = replace_into(dst, s, n, nm->a, nm->alen, nm->b, nm->blen);
-        }
-        if (bad)
-            return nomem(c);
-        s = dst->p, n = dst->n, cur ^= 1;
-    }
-    if (t->metaspace) {
-        buf *dst = &c->nb[cur];
-        if (replace_into(dst, s, n, " ", 1, t->ms_rep, t->ms_rep_len) != 0)
-            return nomem(c);
-        s = dst->p, n = dst->n, cur ^= 1;
-        int want = t->ms_prepend == TOK_PREPEND_ALWAYS ||
-                   (t->ms_prepend == TOK_PREPEND_FIRST && at_start);
-        if (want && n && !(n >= t->ms_rep_len && memcmp(s, t->ms_rep, t->ms_rep_len) == 0)) {
-            if (prepend_into(&c->nb[cur], s, n, t->ms_rep, t->ms_rep_len) != 0)
-                return nomem(c);
-            s = c->nb[cur].p, n = c->nb[cur].n, cur ^= 1;
-        }
-    }
+    if ((rc = normalize(c, &s, &n, &cur)) != CQ_OK)
+        return rc;
+    if (t->metaspace && (rc = metaspace(c, &s, &n, &cur, at_start)) != CQ_OK)
+        return rc;
     if (t->bl_prefix_space && n && s[0] != ' ') {
         if (prepend_into(&c->nb[cur], s, n, " ", 1) != 0)
             return nomem(c);

@@ -156,7 +156,8 @@ static void check_shared_tokenizer(const char *name, int32_t **ids_out, int64_t 
     char hex[65];
     CQ_CHECK_OK(cq_tokenizer_encode(t, text, len, 0, &ids, &n, &err), &err);
     ids_sha256(ids, n, hex);
-    fprintf(stderr, "%s: wikitext %lld ids sha256 %s\n", name, (long long)n, hex);
+    fprintf(stderr, "%s: wikitext %lld ids sha256 %s (expected values: %s)\n", name, (long long)n, hex,
+            cJSON_IsTrue(cJSON_GetObjectItem(e, "hf_confirmed")) ? "HF" : "independent python BPE, HF pending");
     CQ_CHECK_EQ_INT(n, cJSON_GetObjectItem(e, "wikitext_count")->valuedouble);
     CQ_CHECK(strcmp(hex, cJSON_GetObjectItem(e, "wikitext_sha256")->valuestring) == 0);
     /* decode(encode(text)) == text */
