@@ -578,3 +578,34 @@ CQ_TEST(nfc_normalizer_and_empty_text)
     free(k);
     free(j);
 }
+
+static int64_t count_file_ids(const char *tokdir, const char *textrel)
+{
+    cq_error err = CQ_ERROR_INIT;
+    cq_tokenizer *t = NULL;
+    size_t len = 0;
+    int64_t n = -1;
+    char *text = slurp(cq_test_shared_path(textrel), &len);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", cq_test_shared_path(tokdir));
+    CQ_CHECK_OK(cq_tokenizer_load(&t, dir, &err), &err);
+    if (t && text) {
+        int32_t *ids = NULL;
+        CQ_CHECK_OK(cq_tokenizer_encode(t, text, len, 0, &ids, &n, &err), &err);
+        free(ids);
+    }
+    cq_tokenizer_free(t);
+    free(text);
+    return n;
+}
+
+/* Counts published with the data: MODEL.md's held-out validation is 555,528 tokens of
+ * calib-debian-docs.txt; nanoGPT's shakespeare/prepare.py (tiktoken gpt2) reports 301,966 +
+ * 36,059 = 338,025 tokens for its 90/10 split of tinyshakespeare. */
+CQ_TEST(published_counts)
+{
+    if (!cq_test_shared())
+        return;
+    CQ_CHECK_EQ_INT(count_file_ids("models/cq-llama-16m", "text/calib-debian-docs.txt"), 555528);
+    CQ_CHECK_EQ_INT(count_file_ids("tokenizers/gpt2", "text/tinyshakespeare.txt"), 338025);
+}
