@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tok_nomem(tok_enc *c) { return cq_errorf(c->err, CQ_E_NOMEM, "tokenizer: out of memory"); }
+int tok_nomem(tok_enc *c)
+{
+    return cq_errorf(c->err, CQ_E_NOMEM, "tokenizer: out of memory");
+}
 
 int tok_grow(void **p, size_t *cap, size_t need, size_t sz)
 {
@@ -110,7 +113,8 @@ static int nfc_check(tok_enc *c, const char *s, size_t n)
         else if (cq_uni_nfc_unsafe_cp(cp))
             return cq_errorf(c->err, CQ_E_UNSUPPORTED,
                              "tokenizer: NFC normalizer: text is not NFC-stable at U+%04X "
-                             "(full NFC is not implemented)", (unsigned)cp);
+                             "(full NFC is not implemented)",
+                             (unsigned)cp);
         p += (size_t)k;
     }
     return CQ_OK;
@@ -131,8 +135,9 @@ static int normalize(tok_enc *c, const char **s, size_t *n, int *cur)
         }
         if (nm->kind == TOK_NORM_PREPEND && *n == 0) /* HF prepends to non-empty text only */
             continue;
-        int bad = nm->kind == TOK_NORM_PREPEND ? prepend_into(dst, *s, *n, nm->a, nm->alen)
-                                               : replace_into(dst, *s, *n, nm->a, nm->alen, nm->b, nm->blen);
+        int bad = nm->kind == TOK_NORM_PREPEND
+                      ? prepend_into(dst, *s, *n, nm->a, nm->alen)
+                      : replace_into(dst, *s, *n, nm->a, nm->alen, nm->b, nm->blen);
         if (bad)
             return tok_nomem(c);
         *s = dst->p, *n = dst->n, *cur ^= 1;
@@ -148,8 +153,8 @@ static int metaspace(tok_enc *c, const char **s, size_t *n, int *cur, int at_sta
     if (replace_into(&c->nb[*cur], *s, *n, " ", 1, t->ms_rep, t->ms_rep_len) != 0)
         return tok_nomem(c);
     *s = c->nb[*cur].p, *n = c->nb[*cur].n, *cur ^= 1;
-    int want = t->ms_prepend == TOK_PREPEND_ALWAYS ||
-               (t->ms_prepend == TOK_PREPEND_FIRST && at_start);
+    int want =
+        t->ms_prepend == TOK_PREPEND_ALWAYS || (t->ms_prepend == TOK_PREPEND_FIRST && at_start);
     if (!want || *n == 0 || (*n >= t->ms_rep_len && memcmp(*s, t->ms_rep, t->ms_rep_len) == 0))
         return CQ_OK;
     if (prepend_into(&c->nb[*cur], *s, *n, t->ms_rep, t->ms_rep_len) != 0)

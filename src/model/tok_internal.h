@@ -110,10 +110,10 @@ struct cq_tokenizer {
     int32_t unk_id;
     const char *cont_prefix, *eow_suffix; /* NULL when unset or empty */
     size_t cont_prefix_len, eow_suffix_len;
-    int32_t byte_fb_id[256];   /* "<0xXX>" ids, -1 when missing */
-    char byte_char[256][3];    /* GPT-2 bytes_to_unicode as UTF-8 */
+    int32_t byte_fb_id[256]; /* "<0xXX>" ids, -1 when missing */
+    char byte_char[256][3];  /* GPT-2 bytes_to_unicode as UTF-8 */
     uint8_t byte_char_len[256];
-    int16_t char_byte[512];    /* inverse for code points < 512, -1 elsewhere */
+    int16_t char_byte[512]; /* inverse for code points < 512, -1 elsewhere */
     int32_t prefix_ids[TOK_MAX_TEMPLATE], suffix_ids[TOK_MAX_TEMPLATE];
     int n_prefix, n_suffix;
     int32_t bos_id, eos_id;

@@ -140,11 +140,13 @@ static int load_merges(ld *l, const cJSON *merges)
         int32_t ia, ib, inew;
         snprintf(msg, sizeof msg, "model.merges[%d] ", rank);
         if (merge_parts(m, &a, &alen, &b, &blen) != 0) {
-            rc = cq_errorf(l->err, CQ_E_FORMAT, "%s: %sis not \"a b\" or [\"a\", \"b\"]", l->path, msg);
+            rc = cq_errorf(l->err, CQ_E_FORMAT, "%s: %sis not \"a b\" or [\"a\", \"b\"]", l->path,
+                           msg);
             break;
         }
         if (vocab_id(t, a, alen, &ia) != 0 || vocab_id(t, b, blen, &ib) != 0) {
-            rc = cq_errorf(l->err, CQ_E_FORMAT, "%s: %srefers to a token not in the vocab", l->path, msg);
+            rc = cq_errorf(l->err, CQ_E_FORMAT, "%s: %srefers to a token not in the vocab", l->path,
+                           msg);
             break;
         }
         /* The merged token drops b's continuing_subword_prefix, as HF does. */
@@ -166,7 +168,8 @@ static int load_merges(ld *l, const cJSON *merges)
         memcpy(cat, a, alen);
         memcpy(cat + alen, b, blen);
         if (vocab_id(t, cat, alen + blen, &inew) != 0)
-            rc = cq_errorf(l->err, CQ_E_FORMAT, "%s: %smakes a token not in the vocab", l->path, msg);
+            rc = cq_errorf(l->err, CQ_E_FORMAT, "%s: %smakes a token not in the vocab", l->path,
+                           msg);
         else if (tok_pairmap_put(&t->merges, ia, ib, rank, inew) != 0)
             rc = cq_errorf(l->err, CQ_E_NOMEM, "%s: out of memory", l->path);
     }
@@ -180,7 +183,8 @@ static int load_model_flags(ld *l, const cJSON *model)
     const char *unk = NULL;
     int rc;
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (dropout && !cJSON_IsNull(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
+    if (dropout && !cJSON_IsNull(dropout) &&
+        !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
         return unsup(l, "model.dropout", "non-null");
     if ((rc = get_bool(l, model, "byte_fallback", 0, &t->byte_fallback, "model")) ||
         (rc = get_bool(l, model, "fuse_unk", 0, &t->fuse_unk, "model")) ||
@@ -197,7 +201,8 @@ static int load_model_flags(ld *l, const cJSON *model)
     t->cont_prefix_len = t->cont_prefix ? strlen(t->cont_prefix) : 0;
     t->eow_suffix_len = t->eow_suffix ? strlen(t->eow_suffix) : 0;
     if (t->cont_prefix_len + t->eow_suffix_len > 64)
-        return unsup(l, "model.continuing_subword_prefix/end_of_word_suffix", "longer than 64 bytes");
+        return unsup(l, "model.continuing_subword_prefix/end_of_word_suffix",
+                     "longer than 64 bytes");
     t->unk_id = -1;
     if (unk && vocab_id(t, unk, strlen(unk), &t->unk_id) != 0)
         return fmt_err(l, "model.unk_token is not in the vocab");
@@ -237,10 +242,13 @@ static int load_added(ld *l, const cJSON *root)
     if (!t->added)
         return cq_errorf(l->err, CQ_E_NOMEM, "%s: out of memory", l->path);
     int64_t limit = (int64_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
-                        cJSON_GetObjectItemCaseSensitive(root, "model"), "vocab")) * 4 + n * 4 + 1024;
+                        cJSON_GetObjectItemCaseSensitive(root, "model"), "vocab")) *
+                        4 +
+                    n * 4 + 1024;
     for (const cJSON *e = arr->child; e && rc == CQ_OK; e = e->next) {
         tok_added *a = &t->added[t->n_added];
-        if (!cJSON_IsObject(e) || get_id(cJSON_GetObjectItemCaseSensitive(e, "id"), limit, &a->id) != 0)
+        if (!cJSON_IsObject(e) ||
+            get_id(cJSON_GetObjectItemCaseSensitive(e, "id"), limit, &a->id) != 0)
             return fmt_err(l, "added_tokens entry without a valid integer id");
         if ((rc = get_str(l, e, "content", &a->content, "added_tokens[]")) ||
             (rc = get_bool(l, e, "special", 0, &a->special, "added_tokens[]")) ||
@@ -380,7 +388,8 @@ static int pre_metaspace(ld *l, const cJSON *p)
     cq_tokenizer *t = l->t;
     int split, rc;
     if ((rc = get_str(l, p, "replacement", &t->ms_rep, "Metaspace")) ||
-        (rc = get_bool(l, p, "split", 1, &split, "Metaspace")) || (rc = prepend_scheme(l, p, &t->ms_prepend)))
+        (rc = get_bool(l, p, "split", 1, &split, "Metaspace")) ||
+        (rc = prepend_scheme(l, p, &t->ms_prepend)))
         return rc;
     if (!t->ms_rep || !*t->ms_rep)
         return fmt_err(l, "Metaspace without a replacement");
@@ -423,7 +432,8 @@ static int template_special(ld *l, const cJSON *post, const cJSON *item, int32_t
 {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(item, "id");
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(post, "special_tokens");
-    const cJSON *ent = cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(sp, name->valuestring) : NULL;
+    const cJSON *ent =
+        cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(sp, name->valuestring) : NULL;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(ent, "ids");
     if (!cJSON_IsArray(arr))
         return fmt_err(l, "TemplateProcessing names a special token without ids");
@@ -547,7 +557,8 @@ static int fill_tables(ld *l)
             t->id_tok[e->val] = e->key, t->id_len[e->val] = e->len;
     }
     for (int i = 0; i < t->n_added; i++)
-        t->id_tok[t->added[i].id] = t->added[i].content, t->id_len[t->added[i].id] = (uint32_t)t->added[i].len;
+        t->id_tok[t->added[i].id] = t->added[i].content,
+        t->id_len[t->added[i].id] = (uint32_t)t->added[i].len;
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);

@@ -212,8 +212,9 @@ int cq_tokenizer_decode(const cq_tokenizer *t, const int32_t *ids, int64_t n, ch
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_ids || !t->id_tok[ids[i]]) {
             free(out);
-            return cq_errorf(err, CQ_E_USAGE, "tokenizer: id %d at position %lld is not in the vocab",
-                             ids[i], (long long)i);
+            return cq_errorf(err, CQ_E_USAGE,
+                             "tokenizer: id %d at position %lld is not in the vocab", ids[i],
+                             (long long)i);
         }
         if (decode_one(t, ids[i], &out, &on, &cap) != 0) {
             free(out);
@@ -228,10 +229,22 @@ int cq_tokenizer_decode(const cq_tokenizer *t, const int32_t *ids, int64_t n, ch
     return CQ_OK;
 }
 
-int64_t cq_tokenizer_vocab_size(const cq_tokenizer *t) { return t->n_ids; }
-int32_t cq_tokenizer_bos_id(const cq_tokenizer *t) { return t->bos_id; }
-int32_t cq_tokenizer_eos_id(const cq_tokenizer *t) { return t->eos_id; }
-const char *cq_tokenizer_hash(const cq_tokenizer *t) { return t->hash; }
+int64_t cq_tokenizer_vocab_size(const cq_tokenizer *t)
+{
+    return t->n_ids;
+}
+int32_t cq_tokenizer_bos_id(const cq_tokenizer *t)
+{
+    return t->bos_id;
+}
+int32_t cq_tokenizer_eos_id(const cq_tokenizer *t)
+{
+    return t->eos_id;
+}
+const char *cq_tokenizer_hash(const cq_tokenizer *t)
+{
+    return t->hash;
+}
 
 int cq_tokenizer_adds_bos(const cq_tokenizer *t)
 {

@@ -60,7 +60,8 @@ static cJSON *load_json(const char *path)
     return j;
 }
 
-static void check_ids(const char *what, const int32_t *got, int64_t n, const int32_t *want, int64_t m)
+static void check_ids(const char *what, const int32_t *got, int64_t n, const int32_t *want,
+                      int64_t m)
 {
     int64_t bad = -1;
     for (int64_t i = 0; i < n && i < m && bad < 0; i++)
@@ -72,8 +73,8 @@ static void check_ids(const char *what, const int32_t *got, int64_t n, const int
                 bad >= 0 ? want[bad] : -1);
 }
 
-static void check_encode(const cq_tokenizer *t, const char *text, int add_special, const int32_t *want,
-                         int64_t m)
+static void check_encode(const cq_tokenizer *t, const char *text, int add_special,
+                         const int32_t *want, int64_t m)
 {
     cq_error err = CQ_ERROR_INIT;
     int32_t *ids = NULL;
@@ -147,17 +148,23 @@ static void check_shared_tokenizer(const char *name, int32_t **ids_out, int64_t 
     CQ_CHECK(e && probes && text);
     if (!e || !probes || !text)
         goto done;
-    CQ_CHECK_OK(cq_tokenizer_load(&t, cq_test_shared_path(cJSON_GetObjectItem(e, "path")->valuestring), &err), &err);
+    CQ_CHECK_OK(cq_tokenizer_load(
+                    &t, cq_test_shared_path(cJSON_GetObjectItem(e, "path")->valuestring), &err),
+                &err);
     if (!t)
         goto done;
-    CQ_CHECK(strcmp(cq_tokenizer_hash(t), cJSON_GetObjectItem(e, "tokenizer_json_sha256")->valuestring) == 0);
+    CQ_CHECK(strcmp(cq_tokenizer_hash(t),
+                    cJSON_GetObjectItem(e, "tokenizer_json_sha256")->valuestring) == 0);
     int32_t *ids = NULL;
     int64_t n = 0;
     char hex[65];
     CQ_CHECK_OK(cq_tokenizer_encode(t, text, len, 0, &ids, &n, &err), &err);
     ids_sha256(ids, n, hex);
-    fprintf(stderr, "%s: wikitext %lld ids sha256 %s (expected values: %s)\n", name, (long long)n, hex,
-            cJSON_IsTrue(cJSON_GetObjectItem(e, "hf_confirmed")) ? "HF" : "independent python BPE, HF pending");
+    fprintf(stderr, "%s: wikitext %lld ids sha256 %s (expected values: %s)\n", name, (long long)n,
+            hex,
+            cJSON_IsTrue(cJSON_GetObjectItem(e, "hf_confirmed"))
+                ? "HF"
+                : "independent python BPE, HF pending");
     CQ_CHECK_EQ_INT(n, cJSON_GetObjectItem(e, "wikitext_count")->valuedouble);
     CQ_CHECK(strcmp(hex, cJSON_GetObjectItem(e, "wikitext_sha256")->valuestring) == 0);
     /* decode(encode(text)) == text */
@@ -328,7 +335,8 @@ static void check_sp_common(const cq_tokenizer *t)
     cq_error err = CQ_ERROR_INIT;
     char *s = NULL;
     size_t n = 0;
-    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){18, 23, 6, 15, 4, 5, 3}, 7, &s, &n, &err), &err);
+    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){18, 23, 6, 15, 4, 5, 3}, 7, &s, &n, &err),
+                &err);
     CQ_CHECK(s && strcmp(s, "hello world  h\xC3\xA9\n") == 0);
     free(s);
 }
@@ -412,34 +420,56 @@ CQ_TEST(hostile_files)
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}", CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": {}}}", CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [7]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"aa\"]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a a\"]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\", 1]]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"unk_token\": \"<unk>\"}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"unk_token\": 5}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"byte_fallback\": \"yes\"}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": 3}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": 4000000000, "
-         "\"content\": \"x\"}]}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": 1}]}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [7]}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": \"Replace\"}}",
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"aa\"]}}",
          CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": \"Sequence\", "
-         "\"normalizers\": 1}}", CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a a\"]}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\", 1]]}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"unk_token\": \"<unk>\"}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"unk_token\": 5}}", CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"byte_fallback\": \"yes\"}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": 3}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": "
+         "4000000000, "
+         "\"content\": \"x\"}]}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": 1}]}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [7]}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": "
+         "\"Replace\"}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": "
+         "\"Sequence\", "
+         "\"normalizers\": 1}}",
+         CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"post_processor\": {\"type\": "
-         "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}], \"special_tokens\": "
-         "{\"<s>\": {\"ids\": [99999999]}}}}", CQ_E_FORMAT},
+         "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}], "
+         "\"special_tokens\": "
+         "{\"<s>\": {\"ids\": [99999999]}}}}",
+         CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"post_processor\": {\"type\": "
-         "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}]}}", CQ_E_FORMAT},
+         "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}]}}",
+         CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": "
-         "\"ByteLevel\", \"use_regex\": 3}}", CQ_E_FORMAT},
+         "\"ByteLevel\", \"use_regex\": 3}}",
+         CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", CQ_E_UNSUPPORTED},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": \"Split\", "
-         "\"pattern\": {\"Regex\": \"\\\\w+\\n\"}, \"behavior\": \"Isolated\"}}", CQ_E_UNSUPPORTED},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": \"NFKC\"}}",
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": "
+         "\"Split\", "
+         "\"pattern\": {\"Regex\": \"\\\\w+\\n\"}, \"behavior\": \"Isolated\"}}",
+         CQ_E_UNSUPPORTED},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": "
+         "\"NFKC\"}}",
          CQ_E_UNSUPPORTED},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": null}}", CQ_OK},
     };
@@ -497,7 +527,8 @@ CQ_TEST(invalid_utf8_text)
     static const char *bad[] = {"ab\xC3", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "a\x80"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cq_error_clear(&err);
-        CQ_CHECK_EQ_INT(cq_tokenizer_encode(t, bad[i], strlen(bad[i]), 0, &ids, &n, &err), CQ_E_FORMAT);
+        CQ_CHECK_EQ_INT(cq_tokenizer_encode(t, bad[i], strlen(bad[i]), 0, &ids, &n, &err),
+                        CQ_E_FORMAT);
         CQ_CHECK(ids == NULL && n == 0);
     }
     cq_tokenizer_free(t);
@@ -515,8 +546,9 @@ CQ_TEST(llama3_style_bytelevel)
         return;
     /* pieces "Hello" " world" "'s" " " "123" "45" "\n\n"; Hello -> H el lo, the rest bytes */
     check_encode(t, "Hello world's 12345\n\n", 0,
-                 (const int32_t[]){72, 257, 258, 32, 119, 111, 114, 108, 100, 39, 115, 32, 49, 50, 51,
-                                   52, 53, 10, 10}, 19);
+                 (const int32_t[]){72, 257, 258, 32, 119, 111, 114, 108, 100, 39, 115, 32, 49, 50,
+                                   51, 52, 53, 10, 10},
+                 19);
     /* ignore_merges: the piece " hello" is itself a vocab entry (merges would give 256 257 258) */
     check_encode(t, " hello", 0, (const int32_t[]){259}, 1);
     /* (?i:'s): "'S" is one piece */
@@ -525,7 +557,8 @@ CQ_TEST(llama3_style_bytelevel)
     check_encode(t, "hi", 1, (const int32_t[]){260, 104, 105}, 3);
     char *s = NULL;
     size_t n = 0;
-    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){260, 259, 257, 10}, 4, &s, &n, &err), &err);
+    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){260, 259, 257, 10}, 4, &s, &n, &err),
+                &err);
     CQ_CHECK(s && strcmp(s, "<|begin_of_text|> helloel\n") == 0);
     free(s);
     cq_tokenizer_free(t);
