@@ -642,3 +642,35 @@ CQ_TEST(published_counts)
     CQ_CHECK_EQ_INT(count_file_ids("models/cq-llama-16m", "text/calib-debian-docs.txt"), 555528);
     CQ_CHECK_EQ_INT(count_file_ids("tokenizers/gpt2", "text/tinyshakespeare.txt"), 338025);
 }
+
+/* Runs without the shared folder: the repo's cq-llama-tiny has the same tokenizer.json and its
+ * reference_logits.safetensors holds the first 128 WikiText ids (HF). Decoding them and encoding
+ * the text again must give the same ids back (the 128th token ends a word here). */
+CQ_TEST(repo_tiny_reference_ids_round_trip)
+{
+    const char *src = getenv("CQ_SRC");
+    char dir[4096], ref[4200];
+    snprintf(dir, sizeof dir, "%s/data/models/cq-llama-tiny", src ? src : ".");
+    snprintf(ref, sizeof ref, "%s/reference_logits.safetensors", dir);
+    int64_t n = 0, m = 0;
+    int32_t *ids = reference_input_ids(ref, &n), *again = NULL;
+    CQ_CHECK_EQ_INT(n, 128);
+    cq_error err = CQ_ERROR_INIT;
+    cq_tokenizer *t = NULL;
+    CQ_CHECK_OK(cq_tokenizer_load(&t, dir, &err), &err);
+    if (t && ids && n == 128) {
+        CQ_CHECK(strcmp(cq_tokenizer_hash(t),
+                        "4485932beebb0e0631b485f46f083a54fb0021dbbf385d707313b13c97539027") == 0);
+        check_ids("reference head", ids, 8,
+                  (const int32_t[]){1747, 567, 488, 81, 5647, 469, 3449, 365}, 8);
+        char *text = NULL;
+        size_t len = 0;
+        CQ_CHECK_OK(cq_tokenizer_decode(t, ids, n, &text, &len, &err), &err);
+        CQ_CHECK_OK(cq_tokenizer_encode(t, text, len, 0, &again, &m, &err), &err);
+        check_ids("encode(decode(reference ids))", again, m, ids, n);
+        free(text);
+    }
+    free(again);
+    free(ids);
+    cq_tokenizer_free(t);
+}
