@@ -114,12 +114,21 @@ __attribute__((target("f16c,avx"))) static void f16_to_f32_f16c(const uint8_t *i
         out[i] = cq_f16_to_f32(h);
     }
 }
+#include <cpuid.h>
+/* CPUID leaf 1: ECX bit 28 = AVX, bit 29 = F16C, bit 27 = OSXSAVE; XCR0 must enable the YMM
+ * state. (clang 14 rejects __builtin_cpu_supports("f16c"), so ask CPUID directly.) */
 static int have_f16c(void)
 {
     static int cached = -1;
     if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+        unsigned a, b, c, d;
+        cached = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27)) && (c & (1u << 28)) &&
+            (c & (1u << 29))) {
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            cached = (lo & 6u) == 6u;
+        }
     }
     return cached;
 }
