@@ -33,6 +33,8 @@ typedef struct gptq {
     int64_t w1_len;    /* bs, or cols when permuting rows (act-order) */
     double *loss;      /* [rows] running sum of (w - q)^2 / d^2 */
     double *inv_d2;    /* [cols] 1 / U_ii^2, one division per column instead of per entry */
+    int64_t *col_group; /* [cols] group_of(c), precomputed: two idivs per entry were the
+                           costliest instructions of the row kernel */
     int64_t i1, i2;    /* current block */
     cq_qresult *out;
 } gptq;
@@ -82,9 +84,10 @@ static void block_row(gptq *s, int64_t r, float *restrict w1)
     memcpy(w1, s->w + r * cols + s->i1, (size_t)bw * sizeof *w1);
     for (int64_t i = 0; i < bw; i++) {
         int64_t c = s->i1 + i;
-        if (s->refit && c % s->gsize == 0)
+        int64_t g = s->col_group[c];
+        if (s->refit && g * s->gsize == c)
             refit_row(s, r, c);
-        int64_t k = group_of(s, c) * s->rows + r;
+        int64_t k = g * s->rows + r;
         float sc = s->out->scale[k], z = (float)s->out->zero[k];
         float code = cq_grid_code(w1[i], sc, z, s->grid.maxq);
         float diff = w1[i] - cq_grid_dequant(code, sc, z);
@@ -268,6 +271,7 @@ static void gptq_free(gptq *s)
     free(s->w1);
     free(s->loss);
     free(s->inv_d2);
+    free(s->col_group);
 }
 
 static int gptq_setup(gptq *s, const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols,
@@ -291,6 +295,7 @@ static int gptq_setup(gptq *s, const cq_qconfig *cfg, float *w, int64_t rows, in
     s->err = alloc_f(rows, s->bs, sizeof *s->err, &fail);
     s->w1 = alloc_f(workers, s->w1_len, sizeof *s->w1, &fail);
     s->inv_d2 = alloc_f(cols, 1, sizeof *s->inv_d2, &fail);
+    s->col_group = alloc_f(cols, 1, sizeof *s->col_group, &fail);
     s->loss = fail ? NULL : calloc((size_t)rows, sizeof *s->loss);
     if (fail || !s->loss) {
         gptq_free(s);
@@ -322,12 +327,14 @@ static void finish(gptq *s, float *w)
 /* Visiting order and its inverse (stored in perm[cols..2cols)). */
 static void order_columns(gptq *s, const double *diag, int workers)
 {
-    if (!s->cfg->act_order)
-        return;
-    merge_sort(s->perm, s->perm + s->cols, s->cols, diag);
+    if (s->cfg->act_order) {
+        merge_sort(s->perm, s->perm + s->cols, s->cols, diag);
+        for (int64_t c = 0; c < s->cols; c++)
+            s->perm[s->cols + s->perm[c]] = c;
+        cq_par_rows(workers, s->rows, permute_rows, s);
+    }
     for (int64_t c = 0; c < s->cols; c++)
-        s->perm[s->cols + s->perm[c]] = c;
-    cq_par_rows(workers, s->rows, permute_rows, s);
+        s->col_group[c] = group_of(s, c);
 }
 
 static int gptq_body(gptq *s, const double *h, int workers, cq_error *err)
