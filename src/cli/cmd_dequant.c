@@ -166,13 +166,17 @@ done:
 static int stream(dq_state *s, cq_error *err)
 {
     size_t nt = cq_st_count(s->m);
+    int64_t n_out = 0, done = 0;
     int rc = CQ_OK;
+    for (size_t i = 0; i < nt; i++)
+        n_out += !s->member[i] || linear_at(s, i);
     for (size_t i = 0; i < nt && rc == CQ_OK; i++) {
         const cq_st_tensor *t = cq_st_at(s->m, i);
         const dq_linear *l = linear_at(s, i);
         if (cq_interrupted())
             return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
-        cq_progress("dequant", (int64_t)i + 1, (int64_t)nt, t->name);
+        if (!s->member[i] || l)
+            cq_progress("dequant", ++done, n_out, l ? l->prefix : t->name);
         if (l)
             rc = dequant_one(s, l, err);
         else if (!s->member[i])

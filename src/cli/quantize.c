@@ -438,6 +438,17 @@ static int build_output(run_state *s, cq_error *err)
     return cq_report_write(s->report, path, false, err);
 }
 
+/* Options the layout can never hold (awq with 3 bits, ...) are a usage error, not 56 skipped
+ * layers: probe check() with a shape every layout accepts. */
+static int check_layout_options(const cq_quant_job *job, cq_error *err)
+{
+    int64_t n = job->q.group_size > 0 ? (int64_t)job->q.group_size * 32 : 4096;
+    cq_error why = CQ_ERROR_INIT;
+    if (job->layout->check(&job->q, n, n, &why) == CQ_OK)
+        return CQ_OK;
+    return cq_errorf(err, CQ_E_USAGE, "--format %s: %s", job->layout->name, why.msg);
+}
+
 int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
 {
     run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = now_s()};
@@ -452,6 +463,7 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
     else
         snprintf(sum->report, sizeof sum->report, "%s/%s", sum->out, CQ_REPORT_FILE);
     if ((rc = cq_qconfig_check(&job->q, err)) != CQ_OK ||
+        (rc = check_layout_options(job, err)) != CQ_OK ||
         (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||
         (rc = make_plan(&s, err)) != CQ_OK ||
         (rc = cq_outdir_begin(&s.od, sum->out, job->force, err)) != CQ_OK ||
