@@ -23,7 +23,7 @@ enum { ACT_COPY, ACT_QUANT, ACT_SKIP };
 typedef struct plan_item {
     const cq_st_tensor *t;
     int action;
-    char reason[256];
+    char reason[sizeof(((cq_error *)0)->msg)];
 } plan_item;
 
 typedef struct run_state {
@@ -460,8 +460,8 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         cq_quant_default_out(job, sum->out, sizeof sum->out);
     if (job->report_path)
         snprintf(sum->report, sizeof sum->report, "%s", job->report_path);
-    else
-        snprintf(sum->report, sizeof sum->report, "%s/%s", sum->out, CQ_REPORT_FILE);
+    else if ((rc = join(sum->report, sizeof sum->report, sum->out, CQ_REPORT_FILE, err)))
+        return rc;
     if ((rc = cq_qconfig_check(&job->q, err)) != CQ_OK ||
         (rc = check_layout_options(job, err)) != CQ_OK ||
         (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||

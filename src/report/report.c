@@ -109,7 +109,7 @@ static int hash_file(const char *path, uint8_t digest[32], long long *size, cq_e
 int cq_report_add_input(cq_report *r, const char *path, cq_error *err)
 {
     uint8_t d[32];
-    long long size;
+    long long size = 0;
     char hex[65];
     int rc = hash_file(path, d, &size, err);
     if (rc != CQ_OK)
