@@ -3,6 +3,7 @@
 #include "quantize.h"
 
 #include "cquant/checked.h"
+#include "cquant/dtype.h"
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
@@ -197,6 +198,9 @@ static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
     /* The quantizer may use w as scratch; measure against a fresh read of the original. */
     if ((rc = cq_st_read_f32(t, w, err)) != CQ_OK)
         goto done;
+    /* Every layout stores F16 scales: measure the error of the checkpoint as written. */
+    for (int64_t i = 0; i < qr.n_groups * rows; i++)
+        qr.scale[i] = cq_f16_to_f32(cq_f32_to_f16(qr.scale[i]));
     cq_qresult_dequant(&qr, wq);
     cq_layer_report lr = {.name = t->name, .rows = rows, .cols = cols,
                           .method = job->quantizer->name, .bits = job->q.bits,

@@ -181,6 +181,8 @@ static uint32_t ref_code(float w, refgrp g, int bits)
 
 typedef struct counts {
     long long codes, bad_codes, scales, bad_scales, zeros, bad_zeros, gidx_bad, layers;
+    long long deq, bad_deq;
+    double sum_sq_err, sum_sq_w;
 } counts;
 
 /* Original weight of `name` as float, from the sharded bf16 checkpoint. */
@@ -221,9 +223,10 @@ static float *original(const char *name, int64_t *rows, int64_t *cols)
     return w;
 }
 
-static void check_layer(const stfile *q, const char *module, int bits, int group, int sym,
-                        int v1, counts *c)
+static void check_layer(const stfile *q, const stfile *dq, const char *module, int bits,
+                        int group, int sym, int v1, counts *c)
 {
+    const float *deq = NULL;
     char name[512];
     int64_t rows, cols, sh[2];
     const char *dt;
@@ -253,6 +256,13 @@ static void check_layer(const stfile *q, const char *module, int bits, int group
     GET(sc, "scales");
     CQ_CHECK(!strcmp(dt, "F16"));
     GET(gi, "g_idx");
+    if (dq) { /* `cquant dequant` output: F32 "<module>.weight" */
+        snprintf(name, sizeof name, "%s.weight", module);
+        deq = (const float *)st_get(dq, name, &dt, sh, &nd);
+        if (!deq || strcmp(dt, "F32") || sh[0] != rows || sh[1] != cols)
+            CQ_FAIL("dequantized '%s' missing or not F32 [%lld, %lld]", name, (long long)rows,
+                    (long long)cols);
+    }
     for (int64_t k = 0; k < cols; k++)
         c->gidx_bad += (int64_t)(int32_t)rd32(gi, (size_t)k) != k / G;
     for (int64_t r = 0; r < rows; r++)
@@ -265,9 +275,21 @@ static void check_layer(const stfile *q, const char *module, int bits, int group
             uint32_t z = unpack(qz + 4 * (size_t)(g * (rows / 32 * bits)), 1, r, bits, 0) + (v1 ? 1 : 0);
             c->zeros++;
             c->bad_zeros += z != (uint32_t)ref.zero;
+            float s16 = (float)f16_value(f16_round(ref.scale));
             for (int64_t k = k0; k < k1; k++) {
                 uint32_t got = unpack(qw, (size_t)rows, k, bits, (size_t)r);
                 uint32_t want = ref_code(w[r * cols + k], ref, bits);
+                /* the stored checkpoint's weight: f16 scale times (q - zero), in float32 */
+                float wq = s16 * ((float)want - ref.zero);
+                double d = (double)w[r * cols + k] - (double)wq;
+                c->sum_sq_err += d * d;
+                c->sum_sq_w += (double)w[r * cols + k] * (double)w[r * cols + k];
+                if (deq) {
+                    float dv;
+                    memcpy(&dv, (const unsigned char *)deq + 4 * (size_t)(r * cols + k), 4);
+                    c->deq++;
+                    c->bad_deq += dv != wq;
+                }
                 c->codes++;
                 if (got != want && c->bad_codes++ < 3)
                     fprintf(stderr, "%s [%lld,%lld]: code %u, reference %u (w %.9g scale %.9g)\n",
@@ -279,7 +301,25 @@ static void check_layer(const stfile *q, const char *module, int bits, int group
     free(w);
 }
 
-static void run_case(const char *args, int bits, int group, int sym)
+static cJSON *load_json(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    static char txt[1 << 20];
+    size_t n = fp ? fread(txt, 1, sizeof txt - 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    txt[n] = 0;
+    return cJSON_Parse(txt);
+}
+
+static double totals_num(const cJSON *rep, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(rep, "totals"), key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void run_case(const char *args, int bits, int group, int sym, int dequant)
 {
     char out[1024], cmd[4096], path[1200];
     const char *bin = getenv("CQ_BIN");
@@ -289,7 +329,7 @@ static void run_case(const char *args, int bits, int group, int sym)
     }
     snprintf(out, sizeof out, "%s/rtn-b%d-g%d-%s", cq_test_tmpdir(), bits, group,
              sym ? "sym" : "asym");
-    snprintf(cmd, sizeof cmd, "'%s' -q rtn %s '%s' -o '%s'", bin, args,
+    snprintf(cmd, sizeof cmd, "'%s' -q rtn %s '%s' -o '%s' >/dev/null", bin, args,
              cq_test_shared_path("models/cq-llama-16m"), out);
     if (system(cmd) != 0) {
         CQ_FAIL("command failed: %s", cmd);
@@ -301,15 +341,18 @@ static void run_case(const char *args, int bits, int group, int sym)
         CQ_FAIL("cannot parse %s", path);
         return;
     }
+    stfile dq = {0}, *dqp = NULL;
+    if (dequant) {
+        snprintf(cmd, sizeof cmd, "'%s' -q dequant '%s' -o '%s-dq' >/dev/null", bin, out, out);
+        snprintf(path, sizeof path, "%s-dq/model.safetensors", out);
+        if (system(cmd) != 0 || st_load(&dq, path) != 0)
+            CQ_FAIL("dequant failed: %s", cmd);
+        else
+            dqp = &dq;
+    }
     /* v1 ("gptq") stores zero-1; v2 stores the zero (notes §B.3) */
     snprintf(path, sizeof path, "%s/config.json", out);
-    FILE *fp = fopen(path, "rb");
-    static char txt[1 << 16];
-    size_t n = fp ? fread(txt, 1, sizeof txt - 1, fp) : 0;
-    if (fp)
-        fclose(fp);
-    txt[n] = 0;
-    cJSON *cfg = cJSON_Parse(txt);
+    cJSON *cfg = load_json(path);
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config"), "checkpoint_format");
     int v1 = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "gptq");
@@ -322,12 +365,28 @@ static void run_case(const char *args, int bits, int group, int sym)
         for (int m = 0; m < 7; m++) {
             char module[128];
             snprintf(module, sizeof module, "model.layers.%d.%s", l, mods[m]);
-            check_layer(&q, module, bits, group, sym, v1, &c);
+            check_layer(&q, dqp, module, bits, group, sym, v1, &c);
         }
     printf("%s: %lld layers, codes %lld (%lld differ), scales %lld (%lld differ), zeros %lld "
-           "(%lld differ), g_idx %lld bad\n",
+           "(%lld differ), g_idx %lld bad, dequantized %lld (%lld differ)\n",
            args, c.layers, c.codes, c.bad_codes, c.scales, c.bad_scales, c.zeros, c.bad_zeros,
-           c.gidx_bad);
+           c.gidx_bad, c.deq, c.bad_deq);
+    CQ_CHECK_EQ_INT(c.bad_deq, 0);
+    if (dequant)
+        CQ_CHECK_EQ_INT(c.deq, 12582912);
+    /* the report's totals against the same quantities computed here */
+    snprintf(path, sizeof path, "%s/cquant-report.json", out);
+    cJSON *rep = load_json(path);
+    double mse = c.sum_sq_err / (double)c.codes, rel = sqrt(c.sum_sq_err / c.sum_sq_w);
+    printf("  weight mse %.6g (report %.6g), rel frobenius %.6g (report %.6g)\n", mse,
+           totals_num(rep, "weight_mse"), rel, totals_num(rep, "rel_frobenius_error"));
+    CQ_CHECK_NEAR(totals_num(rep, "weight_mse") / mse, 1.0, 1e-9);
+    CQ_CHECK_NEAR(totals_num(rep, "rel_frobenius_error") / rel, 1.0, 1e-9);
+    CQ_CHECK_EQ_INT(totals_num(rep, "quantized"), 56);
+    CQ_CHECK_EQ_INT(totals_num(rep, "skipped"), 0);
+    cJSON_Delete(rep);
+    if (dqp)
+        st_free(dqp);
     CQ_CHECK_EQ_INT(c.layers, 56);
     CQ_CHECK_EQ_INT(c.codes, 12582912);
     CQ_CHECK_EQ_INT(c.bad_codes, 0);
@@ -346,23 +405,23 @@ static void run_case(const char *args, int bits, int group, int sym)
 CQ_TEST(rtn_w4g128_sym)
 {
     if (cq_test_shared())
-        run_case("--bits 4 --group 128 --sym", 4, 128, 1);
+        run_case("--bits 4 --group 128 --sym", 4, 128, 1, 1);
 }
 
 CQ_TEST(rtn_w4g128_asym)
 {
     if (cq_test_shared())
-        run_case("--bits 4 --group 128 --asym", 4, 128, 0);
+        run_case("--bits 4 --group 128 --asym", 4, 128, 0, 1);
 }
 
 CQ_TEST(rtn_w3g128_sym)
 {
     if (cq_test_shared())
-        run_case("--bits 3 --group 128", 3, 128, 1);
+        run_case("--bits 3 --group 128", 3, 128, 1, 0);
 }
 
 CQ_TEST(rtn_w8_per_channel_sym)
 {
     if (cq_test_shared())
-        run_case("--bits 8 --group -1", 8, -1, 1);
+        run_case("--bits 8 --group -1", 8, -1, 1, 0);
 }
