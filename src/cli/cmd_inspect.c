@@ -136,7 +136,7 @@ int cmd_inspect(cq_cli *cli, int argc, char **argv, cq_error *err)
     cJSON_AddNumberToObject(cli->json, "shards", (double)cq_st_shard_count(m));
     cJSON_AddNumberToObject(cli->json, "tensor_count", (double)cq_st_count(m));
     cJSON_AddNumberToObject(cli->json, "parameters", (double)tot.params);
-    cJSON_AddNumberToObject(cli->json, "bytes", (double)tot.bytes);
+    cJSON_AddNumberToObject(cli->json, "total_bytes", (double)tot.bytes);
     if (print)
         printf("tensors: %zu in %zu shard(s), %lld parameters (stored elements), %zu bytes\n",
                cq_st_count(m), cq_st_shard_count(m), (long long)tot.params, tot.bytes);
