@@ -47,6 +47,11 @@ int cq_report_create(cq_report **out, const char *command, int argc, char *const
 void cq_report_free(cq_report *r);
 /* Hash the file at PATH (sha256, streamed) and record path, size and digest. CQ_E_IO. */
 int cq_report_add_input(cq_report *r, const char *path, cq_error *err);
+/* The hashing half alone (thread-safe: a driver may hash on another thread while it works). */
+int cq_report_hash_file(const char *path, uint8_t digest[32], int64_t *bytes, cq_error *err);
+/* Record an input hashed elsewhere. CQ_E_NOMEM. */
+int cq_report_add_input_digest(cq_report *r, const char *path, int64_t bytes,
+                               const uint8_t digest[32], cq_error *err);
 /* The "config" object (borrowed; the caller adds the run's options to it). */
 cJSON *cq_report_config(cq_report *r);
 int cq_report_add_layer(cq_report *r, const cq_layer_report *l, cq_error *err);

@@ -12,6 +12,7 @@
 #include "cquant/select.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,19 @@ typedef struct plan_item {
     char reason[sizeof(((cq_error *)0)->msg)];
 } plan_item;
 
+/* Input hashes for the report are computed on a second thread while the main one quantizes:
+ * sha256 of the shards is otherwise the largest single cost of an RTN run (a full extra pass
+ * over the input). */
+typedef struct hasher {
+    pthread_t thread;
+    bool started;
+    const cq_st_model *m;
+    uint8_t (*digest)[32];
+    int64_t *bytes;
+    cq_error err;
+    int rc;
+} hasher;
+
 typedef struct run_state {
     const cq_quant_job *job;
     cq_st_model *m;
@@ -38,7 +52,54 @@ typedef struct run_state {
     cq_report *report;
     cq_quant_summary *sum;
     double t0;
+    hasher hash;
 } run_state;
+
+static void *hash_main(void *arg)
+{
+    hasher *h = arg;
+    h->rc = CQ_OK;
+    for (size_t i = 0; i < cq_st_shard_count(h->m) && h->rc == CQ_OK; i++)
+        h->rc = cq_report_hash_file(cq_st_shard_path(h->m, i), h->digest[i], &h->bytes[i],
+                                    &h->err);
+    return NULL;
+}
+
+static int hasher_start(hasher *h, const cq_st_model *m, cq_error *err)
+{
+    size_t n = cq_st_shard_count(m);
+    h->m = m;
+    h->err = (cq_error)CQ_ERROR_INIT;
+    h->digest = calloc(n ? n : 1, sizeof *h->digest);
+    h->bytes = calloc(n ? n : 1, sizeof *h->bytes);
+    if (!h->digest || !h->bytes)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    if (pthread_create(&h->thread, NULL, hash_main, h) != 0) {
+        hash_main(h); /* no thread: hash inline */
+        return CQ_OK;
+    }
+    h->started = true;
+    return CQ_OK;
+}
+
+/* Wait for the hashes (NULL-safe on a never-started hasher) and free them. */
+static int hasher_finish(hasher *h, cq_report *r, cq_error *err)
+{
+    int rc = CQ_OK;
+    if (h->started)
+        pthread_join(h->thread, NULL);
+    h->started = false;
+    if (r && h->digest && h->rc != CQ_OK)
+        rc = cq_errorf(err, h->rc, "%s", h->err.msg);
+    for (size_t i = 0; r && h->digest && rc == CQ_OK && i < cq_st_shard_count(h->m); i++)
+        rc = cq_report_add_input_digest(r, cq_st_shard_path(h->m, i), h->bytes[i],
+                                        h->digest[i], err);
+    free(h->digest);
+    free(h->bytes);
+    h->digest = NULL;
+    h->bytes = NULL;
+    return rc;
+}
 
 static double now_s(void)
 {
@@ -410,10 +471,10 @@ static int start_report(run_state *s, cq_error *err)
 {
     int rc = cq_report_create(&s->report, s->job->quantizer->name, s->job->argc, s->job->argv,
                               err);
-    for (size_t i = 0; rc == CQ_OK && i < cq_st_shard_count(s->m); i++)
-        rc = cq_report_add_input(s->report, cq_st_shard_path(s->m, i), err);
     if (rc == CQ_OK)
         report_config(s);
+    if (rc == CQ_OK)
+        rc = hasher_start(&s->hash, s->m, err);
     return rc;
 }
 
@@ -431,7 +492,8 @@ static int build_output(run_state *s, cq_error *err)
         (rc = cq_copy_aux_files(cq_st_dir(s->m), dir, err)) != CQ_OK ||
         (rc = write_configs(s, dir, err)) != CQ_OK)
         return rc;
-    if ((rc = cq_report_finish(s->report, now_s() - s->t0, err)) != CQ_OK)
+    if ((rc = hasher_finish(&s->hash, s->report, err)) != CQ_OK ||
+        (rc = cq_report_finish(s->report, now_s() - s->t0, err)) != CQ_OK)
         return rc;
     /* The report sits inside the folder unless --report names another place; that one is
      * written only after the folder is committed, so a failed run leaves neither. */
@@ -480,6 +542,7 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
     if (rc == CQ_OK && job->report_path)
         rc = cq_report_write(s.report, job->report_path, job->force, err);
 done:
+    hasher_finish(&s.hash, NULL, NULL); /* joins before the model (its paths) is closed */
     if (rc != CQ_OK)
         cq_outdir_abort(&s.od);
     cq_st_writer_free(s.w);

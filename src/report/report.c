@@ -78,7 +78,7 @@ void cq_report_free(cq_report *r)
     free(r);
 }
 
-static int hash_file(const char *path, uint8_t digest[32], long long *size, cq_error *err)
+int cq_report_hash_file(const char *path, uint8_t digest[32], int64_t *size, cq_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -95,7 +95,7 @@ static int hash_file(const char *path, uint8_t digest[32], long long *size, cq_e
     *size = 0;
     while ((n = fread(buf, 1, CHUNK, f)) > 0) {
         cq_sha256_update(&c, buf, n);
-        *size += (long long)n;
+        *size += (int64_t)n;
     }
     int bad = ferror(f);
     free(buf);
@@ -106,23 +106,29 @@ static int hash_file(const char *path, uint8_t digest[32], long long *size, cq_e
     return CQ_OK;
 }
 
-int cq_report_add_input(cq_report *r, const char *path, cq_error *err)
+int cq_report_add_input_digest(cq_report *r, const char *path, int64_t bytes,
+                               const uint8_t digest[32], cq_error *err)
 {
-    uint8_t d[32];
-    long long size = 0;
     char hex[65];
-    int rc = hash_file(path, d, &size, err);
-    if (rc != CQ_OK)
-        return rc;
-    cq_sha256_to_hex(d, hex);
+    cq_sha256_to_hex(digest, hex);
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return cq_errorf(err, CQ_E_NOMEM, "report: out of memory");
     cJSON_AddStringToObject(o, "path", path);
-    cJSON_AddNumberToObject(o, "bytes", (double)size);
+    cJSON_AddNumberToObject(o, "bytes", (double)bytes);
     cJSON_AddStringToObject(o, "sha256", hex);
     cJSON_AddItemToArray(r->inputs, o);
     return CQ_OK;
+}
+
+int cq_report_add_input(cq_report *r, const char *path, cq_error *err)
+{
+    uint8_t d[32];
+    int64_t size = 0;
+    int rc = cq_report_hash_file(path, d, &size, err);
+    if (rc != CQ_OK)
+        return rc;
+    return cq_report_add_input_digest(r, path, size, d, err);
 }
 
 cJSON *cq_report_config(cq_report *r) { return r->config; }
