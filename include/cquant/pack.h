@@ -67,8 +67,8 @@ const cq_packed *cq_packed_find(const cq_packed *in, int n, const char *suffix);
 
 /* Dense little-endian bit stream: value i occupies bits [b*i, b*i+b) of the words
  * (LSB first). For b in {2,4,8} this is the per-word packing of GPTQ; for b=3 it is GPTQ's
- * 3-words-per-32-values stream. vals has n entries in [0, 2^b). */
-/* b in 1..8 (the layouts use 2, 3, 4, 8). pack masks each value to b bits and writes exactly
+ * 3-words-per-32-values stream; compressed-tensors uses the same stream per row.
+ * b in 1..8 (the layouts use 2, 3, 4, 8). pack masks each value to b bits and writes exactly
  * cq_bits_words(n, b) words; unused high bits of the last word are zero. unpack reads exactly
  * that many words. */
 int64_t cq_bits_words(int64_t n, int b);

@@ -23,6 +23,9 @@ static int awq_check(const cq_qconfig *cfg, int64_t rows, int64_t cols, cq_error
         return cq_errorf(err, CQ_E_UNSUPPORTED,
                          "awq gemm needs in_features %lld divisible by the group size %d",
                          (long long)cols, cfg->group_size);
+    if (rows <= 0 || cols <= 0)
+        return cq_errorf(err, CQ_E_SHAPE, "awq gemm: empty [%lld, %lld]", (long long)rows,
+                         (long long)cols);
     if (rows % 8 != 0)
         return cq_errorf(err, CQ_E_UNSUPPORTED,
                          "awq gemm needs out_features divisible by 8, got %lld", (long long)rows);

@@ -23,6 +23,9 @@ static int gptq_check(const cq_qconfig *cfg, int64_t rows, int64_t cols, cq_erro
     if (cfg->group_size == 0 || cfg->group_size < -1)
         return cq_errorf(err, CQ_E_USAGE, "group size %d is neither -1 nor positive",
                          cfg->group_size);
+    if (rows <= 0 || cols <= 0)
+        return cq_errorf(err, CQ_E_SHAPE, "gptq: empty [%lld, %lld]", (long long)rows,
+                         (long long)cols);
     /* Loaders size qweight as in // 32 * b rows and qzeros as out // 32 * b columns (§B.1):
      * unless 32 divides both, those shapes are too small for the codes, for every b. */
     if (cols % 32 != 0)
