@@ -141,7 +141,9 @@ static uint32_t unpack_3bit(const unsigned char *words, size_t stride, int64_t i
 
 static uint32_t unpack(const unsigned char *words, size_t stride, int64_t i, int b, size_t col)
 {
-    return b == 3 ? unpack_3bit(words, stride, i, col) : unpack_word_formula(words, stride, i, b, col);
+    if (b == 3)
+        return unpack_3bit(words, stride, i, col);
+    return unpack_word_formula(words, stride, i, b, col);
 }
 
 /* ---- reference RTN (notes §B.4), float32 like the reference's torch code ---- */
@@ -191,7 +193,8 @@ static float *original(const char *name, int64_t *rows, int64_t *cols)
     static cJSON *index;
     char path[4096];
     if (!index) {
-        FILE *fp = fopen(cq_test_shared_path("models/cq-llama-16m/model.safetensors.index.json"), "rb");
+        const char *ip = cq_test_shared_path("models/cq-llama-16m/model.safetensors.index.json");
+        FILE *fp = fopen(ip, "rb");
         static char txt[1 << 16];
         size_t n = fp ? fread(txt, 1, sizeof txt - 1, fp) : 0;
         if (fp)
@@ -284,7 +287,8 @@ static void check_layer(const stfile *q, const stfile *dq, const char *module, i
             uint16_t s = rd16(sc, (size_t)(g * rows + r));
             c->scales++;
             c->bad_scales += s != f16_round(ref.scale);
-            uint32_t z = unpack(qz + 4 * (size_t)(g * (rows / 32 * bits)), 1, r, bits, 0) + (v1 ? 1 : 0);
+            const unsigned char *zrow = qz + 4 * (size_t)(g * (rows / 32 * bits));
+            uint32_t z = unpack(zrow, 1, r, bits, 0) + (v1 ? 1 : 0);
             c->zeros++;
             c->bad_zeros += z != (uint32_t)ref.zero;
             float s16 = (float)f16_value(f16_round(ref.scale));
