@@ -421,7 +421,7 @@ static void run_case(const char *args, int bits, int group, int sym, int dequant
 CQ_TEST(rtn_w4g128_sym)
 {
     if (cq_test_shared())
-        run_case("--bits 4 --group 128 --sym", 4, 128, 1, 1);
+        run_case("--bits 4 --group 128 --sym", 4, 128, 1, 0);
 }
 
 CQ_TEST(rtn_w4g128_asym)
