@@ -212,8 +212,10 @@ static int launch(sched *s, int i, cq_error *err)
         argv = calloc((size_t)j->argc + 2, sizeof *argv);
         if (!argv)
             return cq_errorf(err, CQ_E_NOMEM, "out of memory");
-        memcpy(argv, j->argv, (size_t)j->argc * sizeof *argv);
-        argv[j->argc] = "--force";
+        /* after "<exe> -q <method>", before the "--" that ends options */
+        memcpy(argv, j->argv, 3 * sizeof *argv);
+        argv[3] = "--force";
+        memcpy(argv + 4, j->argv + 3, (size_t)(j->argc - 3) * sizeof *argv);
     }
     if (r->note[0] && !s->force)
         cq_warn("batch: job '%s': %s; use --force to replace it", j->name, r->note);
