@@ -3,7 +3,7 @@
  * taken when CPUID reports them. Hashing the input shards is a full pass over the model, and
  * the portable code runs at ~200 MB/s, SHA-NI at ~1.5-2 GB/s. */
 #include "cquant/sha256.h"
-#include "core/sha256_impl.h"
+#include "core/cpu.h"
 
 #include <string.h>
 
@@ -58,7 +58,6 @@ static void blocks_portable(uint32_t h[8], const uint8_t *p, size_t nblocks)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
 #include <immintrin.h>
 
 /* SHA-NI keeps the state as two vectors, ABEF and CDGH (Intel's "SHA extensions" paper). Each
@@ -99,48 +98,16 @@ __attribute__((target("sha,sse4.1"))) static void blocks_shani(uint32_t h[8], co
     _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(feba, dchg, 0xF0));
     _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(dchg, feba, 8));
 }
-
-/* CPUID leaf 7 EBX bit 29 = SHA; leaf 1 ECX bit 19 = SSE4.1, bit 9 = SSSE3 (pshufb). These are
- * SSE (XMM) instructions: no OS state check beyond what x86-64 guarantees. */
-static bool have_shani(void)
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19)) || !(c & (1u << 9)))
-        return false;
-    if (__get_cpuid_max(0, NULL) < 7)
-        return false;
-    __cpuid_count(7, 0, a, b, c, d);
-    return (b & (1u << 29)) != 0;
-}
 #else
-static bool have_shani(void) { return false; }
 static void blocks_shani(uint32_t h[8], const uint8_t *p, size_t nblocks)
 {
     blocks_portable(h, p, nblocks);
 }
 #endif
 
-/* -1: not decided yet. Set once; a benign race (every thread computes the same value). */
-static int use_shani = -1;
-
-bool cq_sha256_have_shani(void)
-{
-    return have_shani();
-}
-
-void cq_sha256_force_portable(bool on)
-{
-    use_shani = on ? 0 : have_shani();
-}
-
 static void blocks(uint32_t h[8], const uint8_t *p, size_t nblocks)
 {
-    int u = __atomic_load_n(&use_shani, __ATOMIC_RELAXED);
-    if (u < 0) {
-        u = have_shani();
-        __atomic_store_n(&use_shani, u, __ATOMIC_RELAXED);
-    }
-    if (u)
+    if (cq_cpu_shani())
         blocks_shani(h, p, nblocks);
     else
         blocks_portable(h, p, nblocks);

@@ -2,7 +2,7 @@
  * compared with the one-shot digest. Every test runs on both block functions (portable and,
  * where the CPU has it, SHA-NI), and the two are compared on random buffers of many lengths. */
 #include "cq_test.h"
-#include "core/sha256_impl.h"
+#include "core/cpu.h"
 #include "cquant/sha256.h"
 
 #include <stdlib.h>
@@ -91,11 +91,11 @@ static void padding_edges(void)
  * portable block function forced. */
 static void both_paths(void (*fn)(void))
 {
-    cq_sha256_force_portable(false);
+    cq_cpu_force_baseline(false);
     fn();
-    cq_sha256_force_portable(true);
+    cq_cpu_force_baseline(true);
     fn();
-    cq_sha256_force_portable(false);
+    cq_cpu_force_baseline(false);
 }
 
 CQ_TEST(nist_vectors_both_paths)
@@ -146,13 +146,13 @@ CQ_TEST(shani_matches_portable_random)
         size_t len = k < 601 ? k : big[k - 601];
         size_t piece = 1 + (len * 31 + 7) % 150;
         uint8_t a[32], b[32], c[32], d[32];
-        cq_sha256_force_portable(false);
+        cq_cpu_force_baseline(false);
         digest_pieces(buf, len, len ? len : 1, a);
         digest_pieces(buf, len, piece, b);
-        cq_sha256_force_portable(true);
+        cq_cpu_force_baseline(true);
         digest_pieces(buf, len, len ? len : 1, c);
         digest_pieces(buf, len, piece, d);
-        cq_sha256_force_portable(false);
+        cq_cpu_force_baseline(false);
         compared++;
         if (memcmp(a, c, 32) || memcmp(b, d, 32) || memcmp(a, b, 32)) {
             if (mismatches++ < 5)
@@ -163,7 +163,8 @@ CQ_TEST(shani_matches_portable_random)
     CQ_CHECK_EQ_INT(mismatches, 0);
     CQ_CHECK_EQ_INT(compared, 610);
     /* Say which path "fast" was, so a green run without SHA-NI is not read as a test of it. */
-    printf("sha256: SHA-NI %s\n", cq_sha256_have_shani() ? "present: both paths compared"
+    cq_cpu_force_baseline(false);
+    printf("sha256: SHA-NI %s\n", cq_cpu_shani() ? "present: both paths compared"
                                                          : "absent: portable path only");
     free(buf);
 }
