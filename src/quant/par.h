@@ -12,6 +12,9 @@ typedef void (*cq_rows_fn)(void *ctx, int64_t r0, int64_t r1, int worker);
 
 /* Workers to use for `threads` (0 = online CPUs), never more than rows. */
 int cq_par_workers(int threads, int64_t rows);
+/* The same, but with threads = 0 fewer workers when the work is small: each gets at least ~64K
+ * elements (row_len per row), below which creating a thread costs more than it saves. */
+int cq_par_workers_for(int threads, int64_t rows, int64_t row_len);
 /* Run fn over [0, rows) split into `workers` contiguous ranges; worker 0 runs on the calling
  * thread. If a thread cannot be created its range runs on the calling thread instead. */
 void cq_par_rows(int workers, int64_t rows, cq_rows_fn fn, void *ctx);
