@@ -7,6 +7,7 @@
 # (same dims, different numbers of Linears) and comparing their peak RSS.
 # usage: scripts/bench_rtn.sh [MODEL_DIR] [N]   (env CQ_BIN: the binary, default build/src/cquant)
 set -euo pipefail
+export LC_ALL=C   # decimal points in EPOCHREALTIME and awk
 cd "$(dirname "$0")/.."
 MODEL=${1:-../shared/models/cq-llama-16m}
 N=${2:-7}
@@ -21,9 +22,16 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/cqbench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-# one line per run: wall user sys maxrss_kb. CPU time is reported too because wall time on a
-# shared, loaded machine mostly measures the other tenants.
-timed() { local out=$1; shift; /usr/bin/time -f "%e %U %S %M" -a -o "$out" "$@"; }
+# one line per run: wall user sys maxrss_kb. Wall from bash's microsecond clock (time's %e has
+# 10 ms steps, a third of a copy); CPU time is reported too because wall time on a shared,
+# loaded machine mostly measures the other tenants.
+timed() {
+    local out=$1 s e; shift
+    s=$EPOCHREALTIME
+    /usr/bin/time -f "%U %S %M" -o "$W/t1" "$@"
+    e=$EPOCHREALTIME
+    echo "$(awk -v s="$s" -v e="$e" 'BEGIN {printf "%.6f", e - s}') $(cat "$W/t1")" >>"$out"
+}
 RTN=("$BIN" -q rtn --bits 4 --group 128)
 
 cat "$MODEL"/* >/dev/null   # warm the page cache once for both

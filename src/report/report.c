@@ -80,12 +80,12 @@ void cq_report_free(cq_report *r)
     free(r);
 }
 
-/* Hash through read-only mappings of 8 MB windows, each populated in one call and unmapped
+/* Hash through read-only mappings of 2 MB windows, each populated in one call and unmapped
  * after: no copy into a buffer (the hash is a full pass over every shard) and no more than
  * one window resident, whatever the file size. */
 static int hash_mapped(int fd, int64_t size, cq_sha256 *c)
 {
-    enum { WINDOW = 8 << 20 }; /* a multiple of any page size */
+    enum { WINDOW = 2 << 20 }; /* a multiple of any page size; the RSS it adds */
     for (int64_t off = 0; off < size; off += WINDOW) {
         size_t n = size - off < WINDOW ? (size_t)(size - off) : (size_t)WINDOW;
         void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, (off_t)off);

@@ -108,9 +108,9 @@ CQ_TEST(hash_file_windows_and_fallback)
     char dir[512];
     snprintf(dir, sizeof dir, "%s/cq_test_report_XXXXXX", tmp);
     CQ_CHECK(mkdtemp(dir) != NULL);
-    /* empty, small, and sizes around the 8 MB mapping window */
-    static const size_t lens[] = {0, 3, 4096, (8u << 20) - 1, 8u << 20, (8u << 20) + 5,
-                                  (16u << 20) + 4097};
+    /* empty, small, and sizes around the 2 MB mapping window and its multiples */
+    static const size_t lens[] = {0, 3, 4096, (2u << 20) - 1, 2u << 20, (2u << 20) + 5,
+                                  (6u << 20) + 4097};
     for (size_t i = 0; i < sizeof lens / sizeof *lens; i++)
         hash_file_case(dir, lens[i]);
     rmdir(dir);
