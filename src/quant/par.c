@@ -48,7 +48,7 @@ int cq_par_workers(int threads, int64_t rows)
 
 int cq_par_workers_for(int threads, int64_t rows, int64_t row_len)
 {
-    enum { MIN_WORK = 1 << 16 };
+    enum { MIN_WORK = 1 << 21 };
     int n = cq_par_workers(threads, rows);
     if (threads > 0)
         return n; /* asked for: honoured (tests rely on it to split small matrices) */
