@@ -308,3 +308,96 @@ CQ_TEST(config_parse)
                       "\"num_key_value_heads\":2,\"vocab_size\":10}";
     CQ_CHECK_EQ_INT(cq_config_parse(bad, "config.json", &c, &err), CQ_E_FORMAT);
 }
+
+/* ---- real models (../shared) ---- */
+
+typedef struct real_model {
+    cq_model_config cfg;
+    cq_st_model *st;
+    cq_st_model *ref;
+    const cq_st_tensor *ids, *logits;
+} real_model;
+
+static int open_real(real_model *r, const char *name)
+{
+    char dir[4096], ref[4200];
+    cq_error err = CQ_ERROR_INIT;
+    memset(r, 0, sizeof *r);
+    snprintf(dir, sizeof dir, "%s", cq_test_shared_path(name));
+    snprintf(ref, sizeof ref, "%s/reference_logits.safetensors", dir);
+    int rc = cq_config_load(dir, &r->cfg, &err);
+    if (rc == CQ_OK) rc = cq_st_open(&r->st, dir, &err);
+    if (rc == CQ_OK) rc = cq_config_check(&r->cfg, r->st, &err);
+    if (rc == CQ_OK) rc = cq_st_open(&r->ref, ref, &err);
+    CQ_CHECK_OK(rc, &err);
+    if (rc != CQ_OK)
+        return rc;
+    r->ids = cq_st_find(r->ref, "input_ids");
+    r->logits = cq_st_find(r->ref, "logits");
+    CQ_CHECK(r->ids && r->ids->dtype == CQ_DT_I32 && r->ids->numel == 128);
+    CQ_CHECK(r->logits && r->logits->numel == 128 * r->cfg.vocab);
+    return r->ids && r->logits ? CQ_OK : CQ_E_FORMAT;
+}
+
+static void close_real(real_model *r)
+{
+    cq_st_close(r->st);
+    cq_st_close(r->ref);
+}
+
+/* Forward the 128 reference tokens through every layer and compare all 128 x vocab logits. */
+static void check_ref_logits(const char *name)
+{
+    real_model r;
+    if (!cq_test_shared() || open_real(&r, name) != CQ_OK)
+        return;
+    cq_error err = CQ_ERROR_INIT;
+    int64_t S = 128, V = r.cfg.vocab;
+    float *h = malloc((size_t)(S * r.cfg.hidden) * sizeof(float));
+    float *lg = malloc((size_t)(S * V) * sizeof(float)), *want = malloc((size_t)(S * V) * 4);
+    cq_llama *m = NULL;
+    cq_layer_weights w = {{0}, {0}, 0, 0};
+    cq_head_weights hw = {0, 0};
+    int rc = cq_llama_create(&m, &r.cfg, S, 0, &err);
+    if (rc == CQ_OK) rc = cq_embed(&r.cfg, r.st, r.ids->data, S, h, &err);
+    for (int64_t l = 0; l < r.cfg.n_layers && rc == CQ_OK; l++) {
+        rc = cq_layer_load(&w, &r.cfg, r.st, l, &err);
+        if (rc == CQ_OK) rc = cq_layer_forward(m, &w, h, h, 1, S, NULL, NULL, &err);
+    }
+    if (rc == CQ_OK) rc = cq_head_load(&hw, &r.cfg, r.st, &err);
+    if (rc == CQ_OK) rc = cq_head_logits(m, &hw, h, S, lg, &err);
+    if (rc == CQ_OK) rc = cq_st_read_f32(r.logits, want, &err);
+    CQ_CHECK_OK(rc, &err);
+    double maxdiff = 0;
+    for (int64_t i = 0; rc == CQ_OK && i < S * V; i++)
+        maxdiff = fmax(maxdiff, fabs((double)lg[i] - want[i]));
+    fprintf(stderr, "%s: max |logit - reference| = %.3g\n", name, maxdiff);
+    if (!(rc == CQ_OK && maxdiff <= 1e-3))
+        CQ_FAIL("%s: logits differ from transformers by %.3g (tol 1e-3)", name, maxdiff);
+    cq_head_release(&hw);
+    cq_layer_release(&w);
+    cq_llama_free(m);
+    free(h), free(lg), free(want);
+    close_real(&r);
+}
+
+CQ_TEST(logits_cq_llama_16m) { check_ref_logits("models/cq-llama-16m"); }
+CQ_TEST(logits_cq_llama_tiny) { check_ref_logits("models/cq-llama-tiny"); }
+
+CQ_TEST(config_disagreeing_with_tensors)
+{
+    real_model r;
+    if (!cq_test_shared() || open_real(&r, "models/cq-llama-tiny") != CQ_OK)
+        return;
+    cq_error err = CQ_ERROR_INIT;
+    cq_model_config bad = r.cfg;
+    bad.intermediate = 512;
+    CQ_CHECK_EQ_INT(cq_config_check(&bad, r.st, &err), CQ_E_SHAPE);
+    CQ_CHECK(strstr(err.msg, "model.layers.0.mlp.gate_proj.weight") != NULL);
+    cq_error_clear(&err);
+    bad = r.cfg;
+    bad.n_layers = 5;
+    CQ_CHECK_EQ_INT(cq_config_check(&bad, r.st, &err), CQ_E_SHAPE);
+    CQ_CHECK(strstr(err.msg, "model.layers.4.") != NULL);
+    close_real(&r);
+}
