@@ -98,3 +98,64 @@ CQ_TEST(concat_blocks_follow_autoawq)
     cq_calib_release(&c);
     CQ_CHECK_EQ_INT(cq_calib_concat(docs, lens, 1, 5, 3, 6, &c, &err), CQ_E_USAGE);
 }
+
+#include "cquant/safetensors.h"
+
+#include <stdio.h>
+
+CQ_TEST(calib_file_round_trip)
+{
+    cq_error err = CQ_ERROR_INIT;
+    cq_calib c, back;
+    int32_t stream[64];
+    for (int i = 0; i < 64; i++)
+        stream[i] = i * 3;
+    CQ_CHECK_OK(cq_calib_random(stream, 64, 3, 8, 7, &c, &err), &err);
+    snprintf(c.tokenizer_hash, sizeof c.tokenizer_hash, "abc123");
+    snprintf(c.sources, sizeof c.sources, "text/calib-debian-docs.txt");
+    char path[512];
+    snprintf(path, sizeof path, "%s/calib.bin", cq_test_tmpdir());
+    CQ_CHECK_OK(cq_calib_write(path, &c, &err), &err);
+    CQ_CHECK_OK(cq_calib_read(path, 192, &back, &err), &err);
+    CQ_CHECK_EQ_INT(back.n, 3);
+    CQ_CHECK_EQ_INT(back.seqlen, 8);
+    if (back.ids)
+        CQ_CHECK(memcmp(back.ids, c.ids, 24 * sizeof(int32_t)) == 0);
+    CQ_CHECK(strcmp(back.mode, "random") == 0 && strcmp(back.tokenizer_hash, "abc123") == 0);
+    CQ_CHECK(strcmp(back.sources, "text/calib-debian-docs.txt") == 0);
+    CQ_CHECK_EQ_INT(back.seed, 7);
+    cq_calib_release(&back);
+    /* a vocabulary that ends at the largest id rejects the file, naming it */
+    int32_t mx = 0;
+    for (int i = 0; i < 24; i++)
+        mx = c.ids[i] > mx ? c.ids[i] : mx;
+    CQ_CHECK_EQ_INT(cq_calib_read(path, mx, &back, &err), CQ_E_FORMAT);
+    CQ_CHECK(strstr(err.msg, path) && strstr(err.msg, "vocabulary"));
+    cq_calib_release(&c);
+}
+
+/* Any safetensors with I64 input_ids [n, seqlen] is accepted (e.g. a torch-saved batch). */
+CQ_TEST(calib_read_i64)
+{
+    cq_error err = CQ_ERROR_INIT;
+    const char *dir = cq_test_tmpdir();
+    char path[512], made[600];
+    snprintf(path, sizeof path, "%s/i64.safetensors", dir);
+    snprintf(made, sizeof made, "%s/model.safetensors", dir);
+    int64_t ids[6] = {5, 0, 9, 1, 2, 3}, shape[2] = {2, 3};
+    cq_st_writer *w = NULL;
+    int rc = cq_st_writer_create(&w, dir, 0, &err);
+    if (rc == CQ_OK) rc = cq_st_writer_add(w, "input_ids", CQ_DT_I64, 2, shape, &err);
+    if (rc == CQ_OK) rc = cq_st_writer_start(w, &err);
+    if (rc == CQ_OK) rc = cq_st_writer_write(w, "input_ids", ids, sizeof ids, &err);
+    if (rc == CQ_OK) rc = cq_st_writer_finish(w, &err);
+    cq_st_writer_free(w);
+    CQ_CHECK_OK(rc, &err);
+    CQ_CHECK(rename(made, path) == 0);
+    cq_calib c;
+    CQ_CHECK_OK(cq_calib_read(path, 10, &c, &err), &err);
+    CQ_CHECK(c.n == 2 && c.seqlen == 3 && c.ids && c.ids[2] == 9 && c.ids[5] == 3);
+    cq_calib_release(&c);
+    CQ_CHECK_EQ_INT(cq_calib_read(path, 9, &c, &err), CQ_E_FORMAT);
+    CQ_CHECK(strstr(err.msg, "input_ids[0][2] = 9") != NULL);
+}
