@@ -135,6 +135,9 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
                     int64_t chunk_tokens, cq_error *err)
 {
     *out = NULL;
+    if (cfg->hidden < 1 || cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->intermediate < 1 ||
+        cfg->vocab < 1 || cfg->head_dim < 2 || cfg->head_dim % 2 || cfg->n_heads % cfg->n_kv_heads)
+        return cq_errorf(err, CQ_E_USAGE, "model configuration is not a valid Llama shape");
     if (max_seqlen < 1 || max_seqlen > (1 << 20))
         return cq_errorf(err, CQ_E_USAGE, "sequence length %lld out of range",
                          (long long)max_seqlen);
@@ -274,13 +277,14 @@ static void attn_head(cq_llama *m, const float *Q, const float *K, const float *
     }
 }
 
+/* CQ_OK to go on, CQ_HOOK_SKIP (> 0) to skip the rest of the chunk, or a negative status. */
 static int call_hook(cq_layer_hook hook, void *ctx, int which, const float *x, int64_t n,
                      int64_t cols, cq_error *err)
 {
     int rc = hook ? hook(ctx, which, x, n, cols) : CQ_OK;
-    if (rc != CQ_OK)
-        return cq_errorf(err, rc < 0 ? rc : CQ_E_INTERNAL, "layer hook stopped the forward pass");
-    return CQ_OK;
+    if (rc == CQ_OK || rc == CQ_HOOK_SKIP)
+        return rc;
+    return cq_errorf(err, rc < 0 ? rc : CQ_E_INTERNAL, "layer hook stopped the forward pass");
 }
 
 /* Attention of ns sequences (T = ns·S tokens) from normed x into out (o_proj output). */
@@ -356,15 +360,17 @@ int cq_layer_forward(cq_llama *m, const cq_layer_weights *w, const float *in, fl
         rc = call_hook(hook, hook_ctx, CQ_HOOK_QKV_IN, m->xn, T, H, err);
         if (rc == CQ_OK)
             rc = attn_chunk(m, w, m->xn, m->tmp, ns, seqlen, hook, hook_ctx, err);
-        if (rc != CQ_OK)
-            break;
-        add_rows(y, x, m->tmp, T * H); /* in-place safe: row-disjoint chunks */
-        cq_rmsnorm(y, w->post_norm, m->xn, T, H, m->cfg.rms_eps);
-        rc = call_hook(hook, hook_ctx, CQ_HOOK_GATEUP_IN, m->xn, T, H, err);
+        if (rc == CQ_OK) {
+            add_rows(y, x, m->tmp, T * H); /* in-place safe: row-disjoint chunks */
+            cq_rmsnorm(y, w->post_norm, m->xn, T, H, m->cfg.rms_eps);
+            rc = call_hook(hook, hook_ctx, CQ_HOOK_GATEUP_IN, m->xn, T, H, err);
+        }
         if (rc == CQ_OK)
             rc = mlp_chunk(m, w, m->xn, m->tmp, T, hook, hook_ctx, err);
         if (rc == CQ_OK)
             add_rows(y, y, m->tmp, T * H);
+        if (rc == CQ_HOOK_SKIP) /* the hook has what it needs from this chunk */
+            rc = CQ_OK;
     }
     return rc;
 }
