@@ -5,6 +5,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "model/vecmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -240,15 +241,10 @@ static void rope_apply(const cq_llama *m, float *x, int64_t T, int64_t seqlen, i
  * zeroed so that the following sgemm over the block's columns ignores them. */
 static void softmax_causal(float *row, int64_t lo, int64_t i, int64_t width)
 {
-    float mx = -INFINITY;
-    for (int64_t j = lo; j <= i; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    float sum = 0;
-    for (int64_t j = lo; j <= i; j++) {
-        row[j] = expf(row[j] - mx);
-        sum += row[j];
-    }
-    float inv = 1.0f / sum;
+    int64_t n = i + 1 - lo;
+    float mx = cq_vmax(row + lo, n);
+    cq_vexp_sub(row + lo, n, mx);
+    float inv = 1.0f / cq_vsum(row + lo, n);
     for (int64_t j = 0; j < lo; j++)
         row[j] = 0;
     for (int64_t j = lo; j <= i; j++)
@@ -321,8 +317,7 @@ static int mlp_chunk(cq_llama *m, const cq_layer_weights *w, const float *x, flo
     cq_linear(x, T, c->hidden, w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], inter, m->up);
     float *g = m->gate;
     const float *u = m->up;
-    for (int64_t i = 0; i < n; i++) /* SwiGLU: silu(gate) · up, silu(x) = x·sigmoid(x) */
-        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    cq_vsilu_mul(g, u, n); /* SwiGLU: silu(gate) · up */
     int rc = call_hook(hook, hctx, CQ_HOOK_DOWN_IN, m->gate, T, inter, err);
     if (rc == CQ_OK)
         cq_linear(m->gate, T, inter, w->lin[CQ_LIN_DOWN], w->bias[CQ_LIN_DOWN], c->hidden, out);
@@ -422,22 +417,16 @@ int cq_head_logits(cq_llama *m, const cq_head_weights *h, const float *hidden, i
     return CQ_OK;
 }
 
-/* -log softmax(row)[target], with max subtraction and the sum in double. */
-static double row_nll(const float *row, int64_t V, int32_t target)
+/* -log softmax(row)[target] with max subtraction; row is scratch (overwritten by exp).
+ * Partial sums of 1024 in f32 lanes, the total in double. */
+static double row_nll(float *row, int64_t V, int32_t target)
 {
-    float mx = row[0];
-    for (int64_t j = 1; j < V; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    /* expf per element (the vocabulary is large); partial sums of 256 in f32, total in double */
+    float mx = cq_vmax(row, V), t = row[target];
+    cq_vexp_sub(row, V, mx);
     double sum = 0;
-    for (int64_t j0 = 0; j0 < V; j0 += 256) {
-        int64_t j1 = V - j0 < 256 ? V : j0 + 256;
-        float part = 0;
-        for (int64_t j = j0; j < j1; j++)
-            part += expf(row[j] - mx);
-        sum += part;
-    }
-    return log(sum) - (double)(row[target] - mx);
+    for (int64_t j0 = 0; j0 < V; j0 += 1024)
+        sum += cq_vsum(row + j0, V - j0 < 1024 ? V - j0 : 1024);
+    return log(sum) - (double)(t - mx);
 }
 
 int cq_head_nll(cq_llama *m, const cq_head_weights *h, const float *hidden, const int32_t *ids,
