@@ -161,8 +161,9 @@ typedef int (*cq_layer_source)(void *ctx, int64_t layer, cq_layer_weights *w, cq
 typedef struct cq_eval_opts {
     int64_t seqlen;          /* window length (2048 in GPTQ's protocol) */
     int64_t max_windows;     /* 0 = all windows of the text */
-    size_t act_budget;       /* bytes for the two activation buffers of a batch of windows
-                                (0 = 512 MiB); at least one window per batch */
+    size_t act_budget;       /* bytes for the activation buffer of a batch of windows, which
+                                every layer updates in place (0 = 512 MiB); at least one
+                                window per batch */
     int64_t chunk_tokens;    /* forwarded to cq_llama_create (0 = default) */
     cq_layer_source source;  /* NULL = cq_layer_load from the checkpoint */
     void *source_ctx;

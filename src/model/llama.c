@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +160,8 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
     if (m->logit_rows > T)
         m->logit_rows = T;
     /* Dims are bounded by cq_config_parse; T·dim is checked here before any product. */
-    bool ok = T <= INT64_MAX / 4 / (cfg->intermediate + wide + 1);
+    /* sgemm takes int dimensions */
+    bool ok = T <= INT32_MAX && T <= INT64_MAX / 4 / (cfg->intermediate + wide + 1);
     int64_t big = ok ? T * cfg->intermediate : 0;
     ok = ok && (m->cos = alloc_f32(max_seqlen * half)) && (m->sin = alloc_f32(max_seqlen * half));
     ok = ok && (m->xn = alloc_f32(T * cfg->hidden)) && (m->q = alloc_f32(T * qd)) &&
