@@ -46,6 +46,7 @@ typedef struct cq_layer_report {
     const char *reason;   /* why skipped (one line) */
     cq_werr err;          /* when quantized */
     double seconds;
+    const cJSON *extra;   /* optional: method-specific fields copied into the entry (gptq) */
 } cq_layer_report;
 
 typedef struct cq_report cq_report;

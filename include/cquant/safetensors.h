@@ -74,6 +74,14 @@ int cq_st_writer_add(cq_st_writer *w, const char *name, cq_dtype dtype, int ndim
 int cq_st_writer_meta(cq_st_writer *w, const char *key, const char *value, cq_error *err);
 /* Assign shards and offsets, create the files and write their headers. */
 int cq_st_writer_start(cq_st_writer *w, cq_error *err);
+/* Resume instead of start: the planned files must already exist in DIR with exactly the
+ * headers and sizes this plan gives (CQ_E_FORMAT otherwise); nothing is truncated. Every
+ * tensor counts as unwritten until written again or marked with cq_st_writer_mark_written. */
+int cq_st_writer_reopen(cq_st_writer *w, cq_error *err);
+/* Count a tensor as written (its bytes are already in the reopened file). */
+int cq_st_writer_mark_written(cq_st_writer *w, const char *name, cq_error *err);
+/* fdatasync every open shard (a checkpoint for resuming must not claim unsynced data). */
+int cq_st_writer_sync(cq_st_writer *w, cq_error *err);
 /* Write a planned tensor's bytes (any order; nbytes must match the plan). Threads may write
  * different tensors concurrently (pwrite at fixed offsets). */
 int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size_t nbytes,

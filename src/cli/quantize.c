@@ -10,6 +10,7 @@
 #include "cquant/report.h"
 #include "cquant/safetensors.h"
 #include "cquant/select.h"
+#include "cquant/sha256.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -41,7 +42,9 @@ typedef struct hasher {
     int rc;
 } hasher;
 
-typedef struct run_state {
+typedef struct cq_quant_sink run_state;
+
+struct cq_quant_sink {
     const cq_quant_job *job;
     cq_st_model *m;
     cJSON *config;         /* the input's config.json, or NULL */
@@ -55,7 +58,10 @@ typedef struct run_state {
     hasher hash;
     float *wbuf;           /* f32 copy of the tensor being quantized, reused (grow only) */
     size_t wbuf_bytes;
-} run_state;
+    bool resumed;          /* the temporary folder of a killed run was kept (--resume) */
+    int64_t *quant_idx;    /* items planned for quantization (producer view) */
+    int64_t n_quant;
+};
 
 static void *hash_main(void *arg)
 {
@@ -250,6 +256,34 @@ static float *weight_buffer(run_state *s, size_t nb)
     return s->wbuf;
 }
 
+/* measure error -> pack -> write -> report (t0: when work on the tensor began). */
+static int emit_packed(run_state *s, const char *name, const char *method, const float *w,
+                       cq_qresult *qr, double t0, const cJSON *extra, cq_layer_report *lr_out,
+                       cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    cq_packed p[CQ_PACK_MAX_TENSORS];
+    int np = 0, rc;
+    /* Every layout stores F16 scales: measure the error of the checkpoint as written. */
+    for (int64_t i = 0; i < qr->n_groups * qr->rows; i++)
+        qr->scale[i] = cq_f16_to_f32(cq_f32_to_f16(qr->scale[i]));
+    cq_layer_report lr = {.name = name, .rows = qr->rows, .cols = qr->cols, .method = method,
+                          .bits = job->q.bits, .group_size = job->q.group_size,
+                          .sym = job->q.sym, .extra = extra};
+    if ((rc = cq_weight_error_q(w, qr, job->q.threads, &lr.err, err)) != CQ_OK ||
+        (rc = job->layout->pack(&job->q, qr, p, &np, err)) != CQ_OK ||
+        (rc = write_packed(s, name, p, np, err)) != CQ_OK)
+        goto done;
+    lr.seconds = now_s() - t0;
+    rc = cq_report_add_layer(s->report, &lr, err);
+    cq_debug("%s: rel err %.4g, max abs %.4g", name, lr.err.rel_fro, lr.err.max_abs);
+    if (lr_out)
+        *lr_out = lr;
+done:
+    cq_packed_release(p, np);
+    return rc;
+}
+
 /* read f32 -> quantize -> measure error -> pack -> write. */
 static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
 {
@@ -258,8 +292,7 @@ static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
     size_t nb;
     float *w;
     cq_qresult qr = {0};
-    cq_packed p[CQ_PACK_MAX_TENSORS];
-    int np = 0, rc;
+    int rc;
     double t0 = now_s();
     if (cq_mul_size((size_t)rows, (size_t)cols, &nb) || cq_mul_size(nb, sizeof(float), &nb))
         return cq_errorf(err, CQ_E_FORMAT, "tensor '%s': size overflows", t->name);
@@ -273,23 +306,10 @@ static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
     /* A quantizer that uses w as scratch: measure against a fresh read of the original. */
     if (!job->quantizer->keeps_w && (rc = cq_st_read_f32(t, w, err)) != CQ_OK)
         goto done;
-    /* Every layout stores F16 scales: measure the error of the checkpoint as written. */
-    for (int64_t i = 0; i < qr.n_groups * rows; i++)
-        qr.scale[i] = cq_f16_to_f32(cq_f32_to_f16(qr.scale[i]));
-    cq_layer_report lr = {.name = t->name, .rows = rows, .cols = cols,
-                          .method = job->quantizer->name, .bits = job->q.bits,
-                          .group_size = job->q.group_size, .sym = job->q.sym};
-    if ((rc = cq_weight_error_q(w, &qr, job->q.threads, &lr.err, err)) != CQ_OK ||
-        (rc = job->layout->pack(&job->q, &qr, p, &np, err)) != CQ_OK ||
-        (rc = write_packed(s, t->name, p, np, err)) != CQ_OK)
-        goto done;
-    lr.seconds = now_s() - t0;
-    rc = cq_report_add_layer(s->report, &lr, err);
-    cq_debug("%s: rel err %.4g, max abs %.4g", t->name, lr.err.rel_fro, lr.err.max_abs);
+    rc = emit_packed(s, t->name, job->quantizer->name, w, &qr, t0, NULL, NULL, err);
 done:
     if (rc != CQ_OK)
         cq_error_prefix(err, "tensor '%s'", t->name);
-    cq_packed_release(p, np);
     cq_qresult_release(&qr);
     return rc;
 }
@@ -319,15 +339,103 @@ static int process_item(run_state *s, const plan_item *it, cq_error *err)
 static int stream_tensors(run_state *s, cq_error *err)
 {
     int rc = CQ_OK;
+    bool produced = s->job->produce != NULL;
     for (size_t i = 0; i < s->n_items && rc == CQ_OK; i++) {
         if (cq_interrupted())
             return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
-        cq_progress(s->job->quantizer->name, (int64_t)i + 1, (int64_t)s->n_items,
-                    s->items[i].t->name);
+        if (produced && s->items[i].action == ACT_QUANT)
+            continue; /* the producer's */
+        if (!produced)
+            cq_progress(s->job->quantizer->name, (int64_t)i + 1, (int64_t)s->n_items,
+                        s->items[i].t->name);
         rc = process_item(s, &s->items[i], err);
     }
-    cq_progress_end();
+    if (!produced)
+        cq_progress_end();
     s->sum->tensors = (int64_t)s->n_items;
+    if (rc == CQ_OK && produced)
+        rc = s->job->produce(s->job->produce_ctx, s, err);
+    return rc;
+}
+
+/* ---- producer side ---- */
+
+static int index_quant(run_state *s, cq_error *err)
+{
+    s->quant_idx = calloc(s->n_items + 1, sizeof *s->quant_idx);
+    if (!s->quant_idx)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < s->n_items; i++)
+        if (s->items[i].action == ACT_QUANT)
+            s->quant_idx[s->n_quant++] = (int64_t)i;
+    return CQ_OK;
+}
+
+int64_t cq_quant_sink_count(const cq_quant_sink *s) { return s->n_quant; }
+
+const cq_st_tensor *cq_quant_sink_tensor(const cq_quant_sink *s, int64_t i)
+{
+    return i >= 0 && i < s->n_quant ? s->items[s->quant_idx[i]].t : NULL;
+}
+
+bool cq_quant_sink_wants(const cq_quant_sink *s, const char *name)
+{
+    for (int64_t i = 0; i < s->n_quant; i++)
+        if (!strcmp(s->items[s->quant_idx[i]].t->name, name))
+            return true;
+    return false;
+}
+
+const char *cq_quant_sink_dir(const cq_quant_sink *s) { return cq_outdir_path(&s->od); }
+
+bool cq_quant_sink_resumed(const cq_quant_sink *s) { return s->resumed; }
+
+int cq_quant_sink_sync(cq_quant_sink *s, cq_error *err) { return cq_st_writer_sync(s->w, err); }
+
+int cq_quant_sink_input_digest(cq_quant_sink *s, char hex[65], cq_error *err)
+{
+    hasher *h = &s->hash;
+    if (h->started)
+        pthread_join(h->thread, NULL);
+    h->started = false;
+    if (h->rc != CQ_OK)
+        return cq_errorf(err, h->rc, "%s", h->err.msg);
+    cq_sha256 ctx;
+    uint8_t d[32];
+    cq_sha256_init(&ctx);
+    for (size_t i = 0; h->digest && i < cq_st_shard_count(s->m); i++)
+        cq_sha256_update(&ctx, h->digest[i], 32);
+    cq_sha256_final(&ctx, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return CQ_OK;
+}
+
+int cq_quant_emit(cq_quant_sink *s, const char *name, const char *method, const float *w,
+                  cq_qresult *qr, double seconds, const cJSON *extra, cq_layer_report *lr_out,
+                  cq_error *err)
+{
+    int rc = emit_packed(s, name, method, w, qr, now_s() - seconds, extra, lr_out, err);
+    if (rc != CQ_OK)
+        cq_error_prefix(err, "tensor '%s'", name);
+    s->sum->quantized++;
+    return rc;
+}
+
+int cq_quant_mark_done(cq_quant_sink *s, const char *name, const cq_layer_report *lr,
+                       cq_error *err)
+{
+    cq_packed p[CQ_PACK_MAX_TENSORS];
+    int np = 0;
+    int rc = s->job->layout->plan(&s->job->q, lr->rows, lr->cols, p, &np, err);
+    for (int k = 0; k < np && rc == CQ_OK; k++) {
+        char pn[1024];
+        packed_name(pn, sizeof pn, name, p[k].suffix);
+        rc = cq_st_writer_mark_written(s->w, pn, err);
+    }
+    if (rc == CQ_OK)
+        rc = cq_report_add_layer(s->report, lr, err);
+    s->sum->quantized++;
     return rc;
 }
 
@@ -484,6 +592,8 @@ static int start_report(run_state *s, cq_error *err)
                               err);
     if (rc == CQ_OK)
         report_config(s);
+    if (rc == CQ_OK && s->job->report_extra)
+        rc = s->job->report_extra(s->job->report_ctx, cq_report_config(s->report), err);
     if (rc == CQ_OK)
         rc = hasher_start(&s->hash, s->m, err);
     return rc;
@@ -498,7 +608,8 @@ static int build_output(run_state *s, cq_error *err)
     if ((rc = cq_st_writer_create(&s->w, dir, s->job->max_shard_bytes, err)) != CQ_OK ||
         (rc = plan_writer(s, err)) != CQ_OK ||
         (rc = cq_st_writer_meta(s->w, "quantized_by", "cquant " CQ_VERSION, err)) != CQ_OK ||
-        (rc = cq_st_writer_start(s->w, err)) != CQ_OK || (rc = stream_tensors(s, err)) != CQ_OK ||
+        (rc = s->resumed ? cq_st_writer_reopen(s->w, err) : cq_st_writer_start(s->w, err)) ||
+        (rc = index_quant(s, err)) != CQ_OK || (rc = stream_tensors(s, err)) != CQ_OK ||
         (rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
         (rc = cq_copy_aux_files(cq_st_dir(s->m), dir, err)) != CQ_OK ||
         (rc = write_configs(s, dir, err)) != CQ_OK)
@@ -549,6 +660,17 @@ static int check_layout_options(const cq_quant_job *job, cq_error *err)
     return cq_errorf(err, CQ_E_USAGE, "--format %s: %s", job->layout->name, why.msg);
 }
 
+/* A fresh temporary folder, or with --resume the one a killed run left (its files reopened). */
+static int begin_output(run_state *s, cq_error *err)
+{
+    int resumed = 0;
+    if (!s->job->resume)
+        return cq_outdir_begin(&s->od, s->sum->out, s->job->force, err);
+    int rc = cq_outdir_resume(&s->od, s->sum->out, s->job->force, &resumed, err);
+    s->resumed = resumed != 0;
+    return rc;
+}
+
 int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
 {
     run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = now_s()};
@@ -566,7 +688,7 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         (rc = check_layout_options(job, err)) != CQ_OK ||
         (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||
         (rc = make_plan(&s, err)) != CQ_OK || (rc = cq_make_parents(sum->out, err)) != CQ_OK ||
-        (rc = cq_outdir_begin(&s.od, sum->out, job->force, err)) != CQ_OK ||
+        (rc = begin_output(&s, err)) != CQ_OK ||
         (rc = start_report(&s, err)) != CQ_OK)
         goto done;
     if ((rc = build_output(&s, err)) != CQ_OK)
@@ -583,6 +705,7 @@ done:
     free(s.wbuf);
     cq_report_free(s.report);
     free(s.items);
+    free(s.quant_idx);
     cJSON_Delete(s.config);
     cq_st_close(s.m);
     return rc;

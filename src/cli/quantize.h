@@ -12,9 +12,14 @@
 #include "cquant/error.h"
 #include "cquant/pack.h"
 #include "cquant/quant.h"
+#include "cquant/report.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+
+/* What a producer (job->produce) writes through: the running driver. */
+typedef struct cq_quant_sink cq_quant_sink;
+struct cq_st_tensor;
 
 typedef struct cq_quant_job {
     const cq_quantizer *quantizer;
@@ -27,6 +32,20 @@ typedef struct cq_quant_job {
     bool strict;              /* a Linear the layout cannot hold is an error, not a skip */
     bool force;               /* replace an existing output */
     cq_strlist include, exclude;
+    /* Optional replacement values (AWQ's scaled weights and norms): a borrowed f32 array of the
+     * tensor's element count, or NULL to read the checkpoint. A replaced tensor that is copied
+     * rather than quantized is written as F32 (loaders cast it to the model dtype). */
+    const float *(*source)(void *ctx, const char *name);
+    void *source_ctx;
+    /* Optional: called after the report is created, to add method-specific sections. */
+    int (*report_extra)(void *ctx, cJSON *report_config, cq_error *err);
+    void *report_ctx;
+    /* Optional producer of the quantized Linears (GPTQ's layer pipeline): the driver writes
+     * every copied tensor, then calls produce(), which must cq_quant_emit (or, resuming,
+     * cq_quant_mark_done) every tensor planned for quantization, in any order. */
+    int (*produce)(void *ctx, cq_quant_sink *sink, cq_error *err);
+    void *produce_ctx;
+    bool resume;              /* keep a stale temporary output folder and reopen its files */
     int argc;                 /* the command line, for the report */
     char **argv;
 } cq_quant_job;
@@ -38,6 +57,32 @@ typedef struct cq_quant_summary {
     size_t bytes_out;
     double seconds;
 } cq_quant_summary;
+
+/* ---- producer side (valid only inside job->produce) ---- */
+
+/* The tensors planned for quantization, in plan order. */
+int64_t cq_quant_sink_count(const cq_quant_sink *s);
+const struct cq_st_tensor *cq_quant_sink_tensor(const cq_quant_sink *s, int64_t i);
+/* 1 when `name` is planned for quantization. */
+bool cq_quant_sink_wants(const cq_quant_sink *s, const char *name);
+/* The temporary output folder (a producer may keep resume state in it, removed before
+ * commit) and whether it was resumed from a killed run. */
+const char *cq_quant_sink_dir(const cq_quant_sink *s);
+bool cq_quant_sink_resumed(const cq_quant_sink *s);
+/* sha256 (hex) over the sha256 of every input shard (waits for the hashing thread). */
+int cq_quant_sink_input_digest(cq_quant_sink *s, char hex[65], cq_error *err);
+/* fdatasync the output files written so far. */
+int cq_quant_sink_sync(cq_quant_sink *s, cq_error *err);
+/* Pack, write and report one quantized tensor: w = its original f32 weights, qr its quantized
+ * form (scales rounded to F16 here), method for the report, extra = report fields (may be
+ * NULL). *lr_out (optional) receives the report entry's numbers. */
+int cq_quant_emit(cq_quant_sink *s, const char *name, const char *method, const float *w,
+                  cq_qresult *qr, double seconds, const cJSON *extra, cq_layer_report *lr_out,
+                  cq_error *err);
+/* Resuming: the tensor's packed bytes are already in the reopened files; add its report entry
+ * (lr as saved from cq_quant_emit, with its extra fields). */
+int cq_quant_mark_done(cq_quant_sink *s, const char *name, const cq_layer_report *lr,
+                       cq_error *err);
 
 /* Run the job. On any error nothing is left at the output path (CQ_E_EXISTS when it exists and
  * !force; CQ_E_INTERRUPTED after SIGINT). */

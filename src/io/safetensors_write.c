@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct wtensor {
@@ -383,7 +384,28 @@ static int pwrite_all(int fd, const void *data, size_t n, uint64_t off)
     return 0;
 }
 
-static int open_shard(cq_st_writer *w, wshard *sh, cq_error *err)
+/* Reopen an existing shard for resuming: its header must be byte-identical to the plan's and
+ * its size the planned size, so the offsets written earlier are the ones planned now. */
+static int reopen_check(wshard *sh, const char *path, const unsigned char len[8], const sbuf *b,
+                        cq_error *err)
+{
+    struct stat stt;
+    char *have = malloc(b->n + 8);
+    int rc = CQ_OK;
+    sh->fd = open(path, O_RDWR | O_CLOEXEC);
+    if (!have)
+        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    else if (sh->fd < 0 || fstat(sh->fd, &stt) != 0)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot reopen", path);
+    else if ((uint64_t)stt.st_size != sh->data_off + sh->data_size ||
+             pread(sh->fd, have, b->n + 8, 0) != (ssize_t)(b->n + 8) ||
+             memcmp(have, len, 8) != 0 || memcmp(have + 8, b->p, b->n) != 0)
+        rc = cq_errorf(err, CQ_E_FORMAT, "'%s': does not match the planned output", path);
+    free(have);
+    return rc;
+}
+
+static int open_shard(cq_st_writer *w, wshard *sh, int reopen, cq_error *err)
 {
     int rc = sort_all(w, sh->members, sh->count, cmp_layout, err);
     if (rc != CQ_OK)
@@ -409,16 +431,20 @@ static int open_shard(cq_st_writer *w, wshard *sh, cq_error *err)
     sh->data_off = 8 + b.n;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", w->dir, sh->name);
-    sh->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (sh->fd < 0 || pwrite_all(sh->fd, len, 8, 0) != 0 ||
-        pwrite_all(sh->fd, b.p, b.n, 8) != 0 ||
-        ftruncate(sh->fd, (off_t)(sh->data_off + sh->data_size)) != 0)
-        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot write", path);
+    if (reopen) {
+        rc = reopen_check(sh, path, len, &b, err);
+    } else {
+        sh->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (sh->fd < 0 || pwrite_all(sh->fd, len, 8, 0) != 0 ||
+            pwrite_all(sh->fd, b.p, b.n, 8) != 0 ||
+            ftruncate(sh->fd, (off_t)(sh->data_off + sh->data_size)) != 0)
+            rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot write", path);
+    }
     free(b.p);
     return rc;
 }
 
-int cq_st_writer_start(cq_st_writer *w, cq_error *err)
+static int start(cq_st_writer *w, int reopen, cq_error *err)
 {
     if (w->started)
         return cq_errorf(err, CQ_E_INTERNAL, "writer started twice");
@@ -436,9 +462,13 @@ int cq_st_writer_start(cq_st_writer *w, cq_error *err)
     if (rc == CQ_OK)
         rc = make_shards(w, err);
     for (size_t s = 0; s < w->nshards && rc == CQ_OK; s++)
-        rc = open_shard(w, &w->shards[s], err);
+        rc = open_shard(w, &w->shards[s], reopen, err);
     return rc;
 }
+
+int cq_st_writer_start(cq_st_writer *w, cq_error *err) { return start(w, 0, err); }
+
+int cq_st_writer_reopen(cq_st_writer *w, cq_error *err) { return start(w, 1, err); }
 
 static wtensor *find(cq_st_writer *w, const char *name)
 {
@@ -474,6 +504,24 @@ int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size
         return cq_errorf_errno(err, CQ_E_IO, "'%s/%s': tensor '%s': write failed", w->dir,
                                sh->name, name);
     t->written = 1;
+    return CQ_OK;
+}
+
+int cq_st_writer_mark_written(cq_st_writer *w, const char *name, cq_error *err)
+{
+    wtensor *t = w->started && w->shards ? find(w, name) : NULL;
+    if (!t)
+        return cq_errorf(err, CQ_E_INTERNAL, "tensor '%s' was not planned", name);
+    t->written = 1;
+    return CQ_OK;
+}
+
+int cq_st_writer_sync(cq_st_writer *w, cq_error *err)
+{
+    for (size_t s = 0; w->shards && s < w->nshards; s++)
+        if (w->shards[s].fd >= 0 && fdatasync(w->shards[s].fd) != 0)
+            return cq_errorf_errno(err, CQ_E_IO, "'%s/%s': cannot sync", w->dir,
+                                   w->shards[s].name);
     return CQ_OK;
 }
 

@@ -208,6 +208,8 @@ int cq_report_add_layer(cq_report *r, const cq_layer_report *l, cq_error *err)
             r->max_abs = l->err.max_abs;
     }
     cJSON_AddNumberToObject(o, "seconds", l->seconds);
+    for (const cJSON *e = l->extra ? l->extra->child : NULL; e; e = e->next)
+        cJSON_AddItemToObject(o, e->string, cJSON_Duplicate(e, 1));
     r->layer_seconds += l->seconds;
     cJSON_AddItemToArray(r->layers, o);
     return CQ_OK;

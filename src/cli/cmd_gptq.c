@@ -1,0 +1,367 @@
+/* cquant gptq MODEL CALIB: options and the calibration input. CALIB is sniffed:
+ *   safetensors with input_ids          calibration windows (cquant calib.bin), used as given
+ *   safetensors with cquant_stats       a statistics file (<linear>.hessian): no forward pass
+ *   anything else                       text (.jsonl: one JSON object with "text" per line; .gz
+ *                                       of either is inflated), tokenized once as a whole (BOS
+ *                                       first) and cut into GPTQ random windows (notes §G.1)
+ * The work itself is gptq_produce.c inside the shared driver (quantize.c). */
+#include "cli.h"
+#include "gptq_cli.h"
+
+#include "cquant/json.h"
+#include "cquant/log.h"
+#include "cquant/model.h"
+#include "cquant/sha256.h"
+#include "cquant/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* A safetensors file starts with an 8-byte little-endian header length, then '{'. */
+static bool looks_safetensors(const char *path)
+{
+    unsigned char b[9];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    return n == 9 && b[8] == '{' && b[6] == 0 && b[7] == 0;
+}
+
+/* Whole file, inflated when gzip (zlib reads plain files unchanged). NUL-terminated. */
+static int read_all(const char *path, char **text, size_t *len, cq_error *err)
+{
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", path);
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap + 1);
+    int k = 0;
+    while (buf && (k = gzread(f, buf + n, (unsigned)(cap - n))) > 0) {
+        n += (size_t)k;
+        if (n == cap) {
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb)
+                free(buf);
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    gzclose(f);
+    if (!buf)
+        return cq_errorf(err, CQ_E_NOMEM, "'%s': out of memory", path);
+    if (k < 0) {
+        free(buf);
+        return cq_errorf(err, CQ_E_FORMAT, "'%s': corrupt gzip data", path);
+    }
+    buf[n] = 0;
+    *text = buf;
+    *len = n;
+    return CQ_OK;
+}
+
+/* .jsonl: the "text" of every line, joined with "\n\n" (datasets' join in [IST] datautils). */
+static int jsonl_join(const char *path, char *src, size_t len, char **text, size_t *out_len,
+                      cq_error *err)
+{
+    char *dst = malloc(len + 1);
+    size_t n = 0, line_no = 0;
+    if (!dst)
+        return cq_errorf(err, CQ_E_NOMEM, "'%s': out of memory", path);
+    for (char *p = src, *end = src + len; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        line_no++;
+        cJSON *o = NULL;
+        const char *t = NULL;
+        bool blank = strspn(p, " \t\r") >= ll;
+        if (!blank && (cq_json_parse(&o, p, ll, path, err) != CQ_OK ||
+                       cq_json_get_string(o, "text", &t, "jsonl line", err) != CQ_OK)) {
+            cJSON_Delete(o);
+            free(dst);
+            cq_error_prefix(err, "'%s' line %zu", path, line_no);
+            return err->code;
+        }
+        if (t) {
+            size_t tl = strlen(t); /* a JSON string is never longer than its line */
+            if (n > 0) {
+                memcpy(dst + n, "\n\n", 2);
+                n += 2;
+            }
+            memcpy(dst + n, t, tl);
+            n += tl;
+        }
+        cJSON_Delete(o);
+        p += ll + 1;
+    }
+    dst[n] = 0;
+    *text = dst;
+    *out_len = n;
+    return CQ_OK;
+}
+
+static int calib_from_text(gptq_args *a, const char *model_dir, int64_t vocab, cq_error *err)
+{
+    cq_tokenizer *tok = NULL;
+    char *raw = NULL, *text = NULL;
+    size_t len = 0, tlen = 0;
+    int32_t *ids = NULL;
+    int64_t n_ids = 0;
+    const char *p = a->calib_path;
+    bool jsonl = ends_with(p, ".jsonl") || ends_with(p, ".jsonl.gz");
+    a->calib_kind = jsonl ? "jsonl" : "text";
+    int rc = cq_tokenizer_load(&tok, model_dir, err);
+    if (rc == CQ_OK)
+        rc = read_all(p, &raw, &len, err);
+    if (rc == CQ_OK && jsonl)
+        rc = jsonl_join(p, raw, len, &text, &tlen, err);
+    else if (rc == CQ_OK) {
+        text = raw;
+        tlen = len;
+        raw = NULL;
+    }
+    if (rc == CQ_OK)
+        rc = cq_tokenizer_encode(tok, text, tlen, 1, &ids, &n_ids, err);
+    for (int64_t i = 0; rc == CQ_OK && i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= vocab)
+            rc = cq_errorf(err, CQ_E_USAGE, "token id %d is outside the model's vocabulary",
+                           ids[i]);
+    if (rc == CQ_OK && n_ids <= a->seqlen)
+        rc = cq_errorf(err, CQ_E_USAGE, "%lld tokens: not enough for one window of %d",
+                       (long long)n_ids, a->seqlen);
+    if (rc == CQ_OK)
+        rc = cq_calib_random(ids, n_ids, a->samples, a->seqlen, (uint64_t)a->seed, &a->calib,
+                             err);
+    free(ids);
+    free(raw);
+    free(text);
+    cq_tokenizer_free(tok);
+    if (rc != CQ_OK)
+        cq_error_prefix(err, "calibration '%s'", p);
+    return rc;
+}
+
+/* A calib.bin as given; --samples keeps the first N windows, --seqlen the first S tokens. */
+static int calib_from_ids(gptq_args *a, int64_t vocab, bool samples_set, bool seqlen_set,
+                          cq_error *err)
+{
+    a->calib_kind = "calib.bin";
+    int rc = cq_calib_read(a->calib_path, vocab, &a->calib, err);
+    if (rc != CQ_OK)
+        return rc;
+    cq_calib *c = &a->calib;
+    int64_t n = samples_set && a->samples < c->n ? a->samples : c->n;
+    int64_t S = seqlen_set && a->seqlen < c->seqlen ? a->seqlen : c->seqlen;
+    for (int64_t i = 0; i < n && S != c->seqlen; i++)
+        memmove(c->ids + i * S, c->ids + i * c->seqlen, (size_t)S * sizeof *c->ids);
+    c->n = n;
+    c->seqlen = S;
+    return CQ_OK;
+}
+
+static int open_stats(gptq_args *a, cq_error *err)
+{
+    a->calib_kind = "statistics";
+    const char *ns = cq_st_metadata(a->stats, "n_samples");
+    long long v = 0;
+    if (!ns || cq_parse_ll(ns, 1, (long long)1 << 40, "n_samples", &v, err) != CQ_OK)
+        return cq_errorf(err, CQ_E_FORMAT, "'%s': statistics file without a valid n_samples",
+                         a->calib_path);
+    a->stats_samples = v;
+    return CQ_OK;
+}
+
+static int load_calibration(gptq_args *a, bool samples_set, bool seqlen_set, cq_error *err)
+{
+    cq_st_model *m = NULL;
+    cq_model_config cfg;
+    int rc = CQ_OK;
+    if (looks_safetensors(a->calib_path)) {
+        if ((rc = cq_st_open(&a->stats, a->calib_path, err)) != CQ_OK)
+            return rc;
+        if (cq_st_metadata(a->stats, "cquant_stats"))
+            return open_stats(a, err);
+        if (!cq_st_find(a->stats, "input_ids"))
+            return cq_errorf(err, CQ_E_FORMAT,
+                             "'%s': neither calibration ids (input_ids) nor statistics "
+                             "(cquant_stats metadata)", a->calib_path);
+        cq_st_close(a->stats);
+        a->stats = NULL;
+    }
+    if ((rc = cq_st_open(&m, a->job.model, err)) != CQ_OK)
+        return rc;
+    if ((rc = cq_config_load(cq_st_dir(m), &cfg, err)) == CQ_OK) {
+        if (!seqlen_set)
+            a->seqlen = (int)(cfg.max_pos > 0 && cfg.max_pos < 2048 ? cfg.max_pos : 2048);
+        if (!samples_set)
+            a->samples = 128;
+        rc = looks_safetensors(a->calib_path)
+                 ? calib_from_ids(a, cfg.vocab, samples_set, seqlen_set, err)
+                 : calib_from_text(a, cq_st_dir(m), cfg.vocab, err);
+    }
+    cq_st_close(m);
+    if (rc == CQ_OK)
+        cq_sha256_hex(a->calib.ids, (size_t)(a->calib.n * a->calib.seqlen) * sizeof(int32_t),
+                      a->calib_digest);
+    return rc;
+}
+
+static int add_report(void *ctx, cJSON *cfg, cq_error *err)
+{
+    gptq_args *a = ctx;
+    (void)err;
+    cJSON *o = cJSON_AddObjectToObject(cfg, "gptq");
+    cJSON_AddStringToObject(o, "calib", a->calib_path);
+    cJSON_AddStringToObject(o, "calib_kind", a->calib_kind);
+    if (a->stats) {
+        cJSON_AddNumberToObject(o, "n_samples", (double)a->stats_samples);
+    } else {
+        cJSON_AddNumberToObject(o, "samples", (double)a->calib.n);
+        cJSON_AddNumberToObject(o, "seqlen", (double)a->calib.seqlen);
+        cJSON_AddStringToObject(o, "calib_sha256", a->calib_digest);
+        cJSON_AddBoolToObject(o, "true_sequential", a->mo.true_sequential);
+    }
+    cJSON_AddBoolToObject(o, "act_order", a->job.q.act_order);
+    cJSON_AddBoolToObject(o, "static_groups", a->job.q.static_groups);
+    cJSON_AddNumberToObject(o, "damp", a->job.q.damp);
+    cJSON_AddNumberToObject(o, "block_size", a->job.q.block_size);
+    return CQ_OK;
+}
+
+static cJSON *summary_json(const gptq_args *a, const cq_quant_summary *sum)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "command", "gptq");
+    cJSON_AddStringToObject(o, "model", a->job.model);
+    cJSON_AddStringToObject(o, "calib", a->calib_path);
+    cJSON_AddStringToObject(o, "output", sum->out);
+    cJSON_AddStringToObject(o, "report", sum->report);
+    cJSON_AddStringToObject(o, "format", a->job.layout->name);
+    cJSON_AddNumberToObject(o, "bits", a->job.q.bits);
+    cJSON_AddNumberToObject(o, "group_size", a->job.q.group_size);
+    cJSON_AddBoolToObject(o, "sym", a->job.q.sym);
+    cJSON_AddNumberToObject(o, "quantized", (double)sum->quantized);
+    cJSON_AddNumberToObject(o, "skipped", (double)sum->skipped);
+    cJSON_AddNumberToObject(o, "seconds", sum->seconds);
+    return o;
+}
+
+static void args_release(gptq_args *a)
+{
+    cq_calib_release(&a->calib);
+    cq_st_close(a->stats);
+    cq_strlist_release(&a->job.include);
+    cq_strlist_release(&a->job.exclude);
+}
+
+int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
+{
+    gptq_args a;
+    memset(&a, 0, sizeof a);
+    a.job.argc = cli->full_argc;
+    a.job.argv = cli->full_argv;
+    cq_qconfig_defaults(&a.job.q);
+    a.job.q.bits = 4;
+    a.job.q.group_size = 128;
+    cq_gptq_model_opts_defaults(&a.mo);
+    const char *format = "gptq";
+    int sym = 1;
+    a.samples = -1;
+    a.seqlen = -1;
+    const cq_option opts[] = {
+        OPT_INT('b', "bits", &a.job.q.bits, "N", "bits per weight", 2, 8, "2|3|4|8"),
+        OPT_INT('g', "group", &a.job.q.group_size, "N",
+                "input columns per scale group; -1 = one group per output row", -1, 1 << 30,
+                NULL),
+        OPT_SETINT(0, "sym", &sym, 1, "symmetric grid, zero = 2^(bits-1) (default)"),
+        OPT_SETINT(0, "asym", &sym, 0,
+                   "asymmetric grid (the gptq format then writes gptq_v2: GPTQModel only)"),
+        OPT_BOOL(0, "act-order", &a.job.q.act_order,
+                 "visit columns by decreasing Hessian diagonal (desc_act)"),
+        OPT_BOOL(0, "static-groups", &a.job.q.static_groups,
+                 "fit group parameters before the column loop"),
+        OPT_DOUBLE(0, "damp", &a.job.q.damp, "F", "damping, a fraction of mean(diag H)"),
+        OPT_INT(0, "block-size", &a.job.q.block_size, "N", "lazy-update block width", 1,
+                1 << 20, NULL),
+        OPT_BOOL(0, "mse", &a.job.q.mse, "search a clipping ratio minimizing the error"),
+        OPT_BOOL(0, "true-sequential", &a.mo.true_sequential,
+                 "re-collect each Linear group's inputs after quantizing the earlier groups "
+                 "of the layer (default; --no-true-sequential: one pass per layer)"),
+        OPT_INT(0, "samples", &a.samples, "N",
+                "calibration windows (text: default 128; calib.bin: the first N)", 1, 1 << 24,
+                NULL),
+        OPT_INT(0, "seqlen", &a.seqlen, "N",
+                "tokens per window (text: default the context length capped at 2048)", 1,
+                1 << 20, NULL),
+        OPT_INT(0, "seed", &a.seed, "S", "window selection seed (text CALIB)", 0, INT32_MAX,
+                NULL),
+        OPT_STRING(0, "offload-dir", &a.offload_dir, "DIR",
+                   "keep the calibration activations in a memory-mapped file in DIR", NULL),
+        OPT_BOOL(0, "resume", &a.job.resume,
+                 "continue a killed run from its last finished layer (same inputs and options)"),
+        OPT_INT(0, "threads", &a.job.q.threads, "N", "worker threads (0 = all CPUs)", 0, 1024,
+                NULL),
+        OPT_STRING('f', "format", &format, "F", "output layout", "gptq|awq|ct"),
+        OPT_SIZE(0, "max-shard-size", &a.job.max_shard_bytes, "SIZE",
+                 "split output files above SIZE (e.g. 5GB, 500MB); 0 = one file"),
+        OPT_LIST(0, "include", &a.job.include, "GLOB",
+                 "quantize only tensors/modules matching GLOB (repeatable)"),
+        OPT_LIST(0, "exclude", &a.job.exclude, "GLOB", "keep matching tensors float (repeatable)"),
+        OPT_BOOL(0, "strict", &a.job.strict,
+                 "fail on a Linear the format cannot hold or (statistics CALIB) without a "
+                 "Hessian, instead of keeping it float / using RTN"),
+        OPT_BOOL(0, "force", &a.job.force, "replace an existing output folder"),
+        OPT_STRING(0, "report", &a.job.report_path, "FILE",
+                   "write the JSON report to FILE (default OUT/cquant-report.json)", NULL),
+        OPT_STRING('o', "output", &a.job.out, "OUT",
+                   "output folder (default <model>-gptq-w<bits>g<group> beside MODEL)", NULL),
+        CQ_OPT_COMMON(&cli->common),
+        OPT_END(),
+    };
+    int n = cli_parse(cli, opts, "cquant gptq [options] [-o OUT] MODEL CALIB",
+                      "GPTQ: layer-by-layer error-compensating quantization on calibration "
+                      "data. CALIB: a calib.bin (input_ids), text (.txt, .jsonl, .gz) or a "
+                      "statistics file of Hessians (docs/stats.md)",
+                      argc, argv, err);
+    if (n < 0 || cli->help_shown) {
+        args_release(&a);
+        return n < 0 ? n : CQ_OK;
+    }
+    int rc = cli_expect_args(n, 2, "MODEL CALIB", err);
+    bool samples_set = a.samples > 0, seqlen_set = a.seqlen > 0;
+    a.job.model = argv[0];
+    a.calib_path = n >= 2 ? argv[1] : NULL;
+    a.job.q.sym = sym != 0;
+    a.job.quantizer = &cq_quantizer_gptq;
+    a.job.produce = gptq_produce;
+    a.job.produce_ctx = &a;
+    a.job.report_extra = add_report;
+    a.job.report_ctx = &a;
+    if (rc == CQ_OK && !(a.job.layout = cq_layout_find(format)))
+        rc = cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);
+    if (rc == CQ_OK)
+        rc = cq_qconfig_check(&a.job.q, err);
+    struct stat sb;
+    if (rc == CQ_OK && a.offload_dir && (stat(a.offload_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        rc = cq_errorf(err, CQ_E_USAGE, "--offload-dir '%s': not a folder", a.offload_dir);
+    if (rc == CQ_OK)
+        rc = load_calibration(&a, samples_set, seqlen_set, err);
+    cq_quant_summary sum;
+    if (rc == CQ_OK && (rc = cq_quant_run(&a.job, &sum, err)) == CQ_OK) {
+        cli->json = summary_json(&a, &sum);
+        if (!cli->common.json)
+            printf("%s\n", sum.out);
+    }
+    args_release(&a);
+    return rc;
+}

@@ -1,0 +1,612 @@
+/* The gptq producer inside the shared driver (quantize.c): every tensor planned for
+ * quantization is emitted from here.
+ *
+ * Calibration path: embed the windows, cq_gptq_model_run layer by layer; each Linear is packed
+ * and written as soon as it is quantized. After each layer the state needed to resume is saved
+ * in OUT.cquant-tmp/.cquant-gptq/: hidden.f32 (the next layer's input, f32, exactly as in
+ * memory) and state.json (the options and input digests it belongs to, the finished layer
+ * count, and every finished Linear's report entry), written in that order after the output
+ * files are synced, so a state never names data that is not on disk. --resume reopens the
+ * planned files, marks the finished Linears written and continues with the saved activations:
+ * the arithmetic of the remaining layers is the same, so the bytes are the same.
+ *
+ * Statistics path: GPTQ per Linear from <module>.hessian; a planned Linear without one is
+ * quantized with RTN and a warning (--strict: an error). */
+#include "gptq_cli.h"
+
+#include "cquant/dtype.h"
+#include "cquant/json.h"
+#include "cquant/log.h"
+#include "cquant/outdir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STATE_DIR ".cquant-gptq"
+#define STATE_VERSION 1
+
+typedef struct prod {
+    gptq_args *a;
+    cq_quant_sink *sink;
+    cq_st_model *st;           /* the model, opened again for layer loading */
+    cq_model_config cfg;
+    unsigned char *emitted;    /* [sink count] */
+    cJSON *state;              /* state.json being built */
+    cJSON *linears;            /* its "linears" array (borrowed from state) */
+    char dir[4096];            /* the state folder */
+    char options[1024];        /* canonical options string */
+    char inputs[65];           /* input shard digest */
+    float *hidden;
+    size_t hidden_bytes;
+    bool mapped;
+    int64_t first_layer;
+    double t0;
+    /* the current layer, for its progress line */
+    int n_lin;
+    double loss, rtn_loss, damp_max;
+} prod;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int64_t sink_index(const prod *p, const char *name)
+{
+    for (int64_t i = 0; i < cq_quant_sink_count(p->sink); i++)
+        if (!strcmp(cq_quant_sink_tensor(p->sink, i)->name, name))
+            return i;
+    return -1;
+}
+
+static void lin_name(char *buf, size_t n, int64_t layer, int lin)
+{
+    snprintf(buf, n, "model.layers.%lld.%s.weight", (long long)layer, cq_linear_name(lin));
+}
+
+/* ---- report entries ---- */
+
+static cJSON *stats_json(const cq_gptq_lin_stats *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "gptq_loss", st->gptq_loss);
+    cJSON_AddNumberToObject(o, "gptq_loss_reference", st->gptq_loss_ref);
+    cJSON_AddNumberToObject(o, "rtn_loss", st->rtn_loss);
+    cJSON_AddNumberToObject(o, "output_energy", st->out_energy);
+    cJSON_AddNumberToObject(o, "rel_weight_error", st->rel_weight_error);
+    cJSON_AddNumberToObject(o, "rel_output_error", st->rel_output_error);
+    cJSON_AddNumberToObject(o, "rtn_rel_output_error", st->rtn_rel_output_error);
+    cJSON_AddNumberToObject(o, "damp_used", st->damp_used);
+    cJSON_AddNumberToObject(o, "damp_tries", st->damp_tries);
+    cJSON_AddNumberToObject(o, "dead_columns", (double)st->dead_cols);
+    return o;
+}
+
+/* The numbers of a report entry, as state.json keeps them for a resumed run. */
+static cJSON *entry_json(const cq_layer_report *lr, const cJSON *extra)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", lr->name);
+    cJSON_AddStringToObject(o, "method", lr->method);
+    cJSON_AddNumberToObject(o, "rows", (double)lr->rows);
+    cJSON_AddNumberToObject(o, "cols", (double)lr->cols);
+    cJSON_AddNumberToObject(o, "mse", lr->err.mse);
+    cJSON_AddNumberToObject(o, "max_abs", lr->err.max_abs);
+    cJSON_AddNumberToObject(o, "rel_fro", lr->err.rel_fro);
+    cJSON_AddNumberToObject(o, "sum_sq_err", lr->err.sum_sq_err);
+    cJSON_AddNumberToObject(o, "sum_sq_w", lr->err.sum_sq_w);
+    cJSON_AddNumberToObject(o, "n", (double)lr->err.n);
+    cJSON_AddNumberToObject(o, "seconds", lr->seconds);
+    cJSON_AddItemToObject(o, "extra", extra ? cJSON_Duplicate(extra, 1) : cJSON_CreateObject());
+    return o;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int emit(prod *p, const char *name, const char *method, const float *w, cq_qresult *qr,
+                double seconds, cJSON *extra, cq_error *err)
+{
+    cq_layer_report lr;
+    int64_t i = sink_index(p, name);
+    int rc = cq_quant_emit(p->sink, name, method, w, qr, seconds, extra, &lr, err);
+    if (rc == CQ_OK && i >= 0)
+        p->emitted[i] = 1;
+    if (rc == CQ_OK && p->linears)
+        cJSON_AddItemToArray(p->linears, entry_json(&lr, extra));
+    return rc;
+}
+
+/* RTN for a planned Linear no Hessian reaches (statistics without it, or outside the decoder
+ * layers); --strict makes it an error. */
+static int fallback_rtn(prod *p, const cq_st_tensor *t, const char *why, cq_error *err)
+{
+    const cq_quant_job *job = &p->a->job;
+    if (job->strict)
+        return cq_errorf(err, CQ_E_USAGE, "tensor '%s': %s (--strict)", t->name, why);
+    cq_warn("tensor '%s': %s; quantized with rtn", t->name, why);
+    double t0 = now_s();
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    float *w = malloc((size_t)(rows * cols) * sizeof *w);
+    cq_qresult qr = {0};
+    if (!w)
+        return cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory", t->name);
+    int rc = cq_st_read_f32(t, w, err);
+    if (rc == CQ_OK)
+        rc = cq_rtn_quantize(&job->q, w, rows, cols, &qr, err);
+    cJSON *extra = cJSON_CreateObject();
+    cJSON_AddStringToObject(extra, "fallback", why);
+    if (rc == CQ_OK)
+        rc = emit(p, t->name, "rtn", w, &qr, now_s() - t0, extra, err);
+    cJSON_Delete(extra);
+    cq_qresult_release(&qr);
+    free(w);
+    if (rc != CQ_OK && !strstr(err->msg, t->name))
+        cq_error_prefix(err, "tensor '%s'", t->name);
+    return rc;
+}
+
+static int finish_leftovers(prod *p, const char *why, cq_error *err)
+{
+    int rc = CQ_OK;
+    for (int64_t i = 0; i < cq_quant_sink_count(p->sink) && rc == CQ_OK; i++)
+        if (!p->emitted[i])
+            rc = fallback_rtn(p, cq_quant_sink_tensor(p->sink, i), why, err);
+    return rc;
+}
+
+/* ---- statistics path ---- */
+
+static int read_hessian(const cq_st_tensor *t, int64_t cols, double *h, cq_error *err)
+{
+    if ((t->dtype != CQ_DT_F32 && t->dtype != CQ_DT_F64) || t->ndim != 2 ||
+        t->shape[0] != cols || t->shape[1] != cols)
+        return cq_errorf(err, CQ_E_SHAPE, "'%s' must be F32 or F64 [%lld, %lld]", t->name,
+                         (long long)cols, (long long)cols);
+    const unsigned char *src = t->data;
+    for (int64_t i = 0; i < cols * cols; i++) {
+        if (t->dtype == CQ_DT_F64) {
+            memcpy(&h[i], src + 8 * i, 8);
+        } else {
+            float f;
+            memcpy(&f, src + 4 * i, 4);
+            h[i] = f;
+        }
+    }
+    return CQ_OK;
+}
+
+static int stats_one(prod *p, const cq_st_tensor *t, const cq_st_tensor *ht, cq_error *err)
+{
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    size_t nw = (size_t)(rows * cols), nh = (size_t)(cols * cols);
+    float *w = malloc(nw * sizeof *w), *q = malloc(nw * sizeof *q);
+    double *h = malloc(nh * sizeof *h);
+    cq_qresult qr = {0};
+    cq_gptq_lin_stats st;
+    int rc = !w || !q || !h ? cq_errorf(err, CQ_E_NOMEM, "out of memory") : CQ_OK;
+    if (rc == CQ_OK)
+        rc = read_hessian(ht, cols, h, err);
+    if (rc == CQ_OK)
+        rc = cq_st_read_f32(t, w, err);
+    if (rc == CQ_OK)
+        rc = cq_gptq_linear(&p->a->job.q, w, rows, cols, h, q, &qr, &st, err);
+    if (rc == CQ_OK) {
+        cJSON *extra = stats_json(&st);
+        cq_info("gptq: %s: loss %.4g (rtn %.4g), rel output error %.4g, damp %g", t->name,
+                st.gptq_loss, st.rtn_loss, st.rel_output_error, st.damp_used);
+        rc = emit(p, t->name, "gptq", w, &qr, st.seconds, extra, err);
+        cJSON_Delete(extra);
+    }
+    cq_qresult_release(&qr);
+    free(w);
+    free(q);
+    free(h);
+    if (rc != CQ_OK && !strstr(err->msg, t->name))
+        cq_error_prefix(err, "tensor '%s'", t->name);
+    return rc;
+}
+
+static int run_stats(prod *p, cq_error *err)
+{
+    int rc = CQ_OK;
+    int64_t n = cq_quant_sink_count(p->sink), missing = 0;
+    for (int64_t i = 0; i < n && rc == CQ_OK; i++) {
+        const cq_st_tensor *t = cq_quant_sink_tensor(p->sink, i);
+        char hname[1100];
+        snprintf(hname, sizeof hname, "%.*s.hessian", (int)(strlen(t->name) - 7), t->name);
+        const cq_st_tensor *ht = cq_st_find(p->a->stats, hname);
+        if (!ht) {
+            missing++;
+            continue;
+        }
+        rc = stats_one(p, t, ht, err);
+    }
+    if (rc == CQ_OK && missing)
+        cq_warn("gptq: %lld of %lld Linears have no Hessian in '%s'", (long long)missing,
+                (long long)n, p->a->calib_path);
+    if (rc == CQ_OK)
+        rc = finish_leftovers(p, "no hessian in the statistics file", err);
+    return rc;
+}
+
+/* ---- resume state ---- */
+
+static void make_options(prod *p)
+{
+    const gptq_args *a = p->a;
+    const cq_qconfig *q = &a->job.q;
+    int k = snprintf(p->options, sizeof p->options,
+                     "bits=%d group=%d sym=%d mse=%d act=%d static=%d damp=%.17g block=%d "
+                     "tries=%d ts=%d chunk=%lld format=%s shard=%zu strict=%d",
+                     q->bits, q->group_size, q->sym, q->mse, q->act_order, q->static_groups,
+                     q->damp, q->block_size, q->max_damp_tries, a->mo.true_sequential,
+                     (long long)a->mo.chunk_tokens, a->job.layout->name, a->job.max_shard_bytes,
+                     a->job.strict);
+    for (int i = 0; i < a->job.include.n && k > 0 && (size_t)k < sizeof p->options; i++)
+        k += snprintf(p->options + k, sizeof p->options - (size_t)k, " +%s",
+                      a->job.include.items[i]);
+    for (int i = 0; i < a->job.exclude.n && k > 0 && (size_t)k < sizeof p->options; i++)
+        k += snprintf(p->options + k, sizeof p->options - (size_t)k, " -%s",
+                      a->job.exclude.items[i]);
+}
+
+static int state_path(const prod *p, char *buf, size_t n, const char *file, cq_error *err)
+{
+    if ((size_t)snprintf(buf, n, "%s/%s", p->dir, file) >= n)
+        return cq_errorf(err, CQ_E_USAGE, "'%s': path too long", p->dir);
+    return CQ_OK;
+}
+
+static int write_fully(int fd, const void *data, size_t n)
+{
+    const char *c = data;
+    while (n > 0) {
+        ssize_t k = write(fd, c, n > (1u << 30) ? (1u << 30) : n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* hidden.f32 via a synced temporary file and a rename. */
+static int save_hidden(prod *p, cq_error *err)
+{
+    char tmp[4200], fin[4200];
+    int rc = state_path(p, tmp, sizeof tmp, "hidden.tmp", err);
+    if (rc == CQ_OK)
+        rc = state_path(p, fin, sizeof fin, "hidden.f32", err);
+    if (rc != CQ_OK)
+        return rc;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create", tmp);
+    if (write_fully(fd, p->hidden, p->hidden_bytes) != 0 || fdatasync(fd) != 0) {
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", tmp);
+        close(fd);
+        return rc;
+    }
+    if (close(fd) != 0 || rename(tmp, fin) != 0)
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot save", fin);
+    return CQ_OK;
+}
+
+static int save_state(prod *p, int64_t done_layers, cq_error *err)
+{
+    char path[4200];
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(p->state, "done_layers");
+    cJSON_SetNumberValue(d, (double)done_layers);
+    int rc = state_path(p, path, sizeof path, "state.json", err);
+    if (rc == CQ_OK)
+        rc = cq_json_write_file(p->state, path, 1, err);
+    return rc;
+}
+
+static int new_state(prod *p, cq_error *err)
+{
+    p->state = cJSON_CreateObject();
+    if (!p->state)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    cJSON_AddNumberToObject(p->state, "version", STATE_VERSION);
+    cJSON_AddStringToObject(p->state, "options", p->options);
+    cJSON_AddStringToObject(p->state, "inputs_sha256", p->inputs);
+    cJSON_AddStringToObject(p->state, "calib_sha256", p->a->calib_digest);
+    cJSON_AddNumberToObject(p->state, "done_layers", 0);
+    p->linears = cJSON_AddArrayToObject(p->state, "linears");
+    return CQ_OK;
+}
+
+static int load_hidden(prod *p, cq_error *err)
+{
+    char path[4200];
+    int rc = state_path(p, path, sizeof path, "hidden.f32", err);
+    if (rc != CQ_OK)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", path);
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    size_t got = 0;
+    if ((size_t)sb.st_size != p->hidden_bytes)
+        rc = cq_errorf(err, CQ_E_FORMAT, "'%s': %lld bytes, expected %zu", path,
+                       (long long)sb.st_size, p->hidden_bytes);
+    while (rc == CQ_OK && got < p->hidden_bytes) {
+        ssize_t k = read(fd, (char *)p->hidden + got, p->hidden_bytes - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            rc = cq_errorf_errno(err, CQ_E_IO, "'%s': read failed", path);
+        else
+            got += (size_t)k;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Restore a killed run's finished Linears. Returns the layer to start from. */
+static int restore(prod *p, const cJSON *old, int64_t *first, cq_error *err)
+{
+    const char *why = NULL;
+    double v = num(old, "version"), done = num(old, "done_layers");
+    if (v != STATE_VERSION)
+        why = "another state version";
+    else if (!str(old, "options") || strcmp(str(old, "options"), p->options))
+        why = "other options";
+    else if (!str(old, "inputs_sha256") || strcmp(str(old, "inputs_sha256"), p->inputs))
+        why = "another model";
+    else if (!str(old, "calib_sha256") || strcmp(str(old, "calib_sha256"), p->a->calib_digest))
+        why = "other calibration data";
+    else if (!(done >= 0 && done <= (double)p->cfg.n_layers))
+        why = "a bad layer count";
+    if (why)
+        return cq_errorf(err, CQ_E_USAGE,
+                         "cannot resume '%s': the killed run used %s (run without --resume to "
+                         "start over)", cq_quant_sink_dir(p->sink), why);
+    const cJSON *lins = cJSON_GetObjectItemCaseSensitive(old, "linears"), *e;
+    int rc = CQ_OK;
+    cJSON_ArrayForEach(e, lins)
+    {
+        const char *name = str(e, "name"), *method = str(e, "method");
+        int64_t i = name ? sink_index(p, name) : -1;
+        if (i < 0 || !method || p->emitted[i]) {
+            rc = cq_errorf(err, CQ_E_FORMAT, "'%s': bad resume state", p->dir);
+            break;
+        }
+        cq_layer_report lr = {.name = name, .rows = (int64_t)num(e, "rows"),
+                              .cols = (int64_t)num(e, "cols"), .method = method,
+                              .bits = p->a->job.q.bits, .group_size = p->a->job.q.group_size,
+                              .sym = p->a->job.q.sym, .seconds = num(e, "seconds"),
+                              .extra = cJSON_GetObjectItemCaseSensitive(e, "extra")};
+        lr.err = (cq_werr){.mse = num(e, "mse"), .max_abs = num(e, "max_abs"),
+                           .rel_fro = num(e, "rel_fro"), .sum_sq_err = num(e, "sum_sq_err"),
+                           .sum_sq_w = num(e, "sum_sq_w"), .n = (int64_t)num(e, "n")};
+        if ((rc = cq_quant_mark_done(p->sink, name, &lr, err)) != CQ_OK)
+            break;
+        p->emitted[i] = 1;
+        cJSON_AddItemToArray(p->linears, cJSON_Duplicate(e, 1));
+    }
+    *first = (int64_t)done;
+    if (rc == CQ_OK && *first > 0 && *first < p->cfg.n_layers)
+        rc = load_hidden(p, err);
+    if (rc == CQ_OK)
+        cq_info("gptq: resuming after layer %lld of %lld", (long long)*first,
+                (long long)p->cfg.n_layers);
+    return rc;
+}
+
+static int open_state(prod *p, int64_t *first, cq_error *err)
+{
+    char path[4200];
+    *first = 0;
+    make_options(p);
+    int rc = cq_quant_sink_input_digest(p->sink, p->inputs, err);
+    if (rc == CQ_OK && (size_t)snprintf(p->dir, sizeof p->dir, "%s/%s",
+                                        cq_quant_sink_dir(p->sink), STATE_DIR) >= sizeof p->dir)
+        rc = cq_errorf(err, CQ_E_USAGE, "'%s': path too long", cq_quant_sink_dir(p->sink));
+    if (rc == CQ_OK && mkdir(p->dir, 0777) != 0 && errno != EEXIST)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create", p->dir);
+    if (rc == CQ_OK)
+        rc = new_state(p, err);
+    if (rc == CQ_OK)
+        rc = state_path(p, path, sizeof path, "state.json", err);
+    if (rc != CQ_OK || !cq_quant_sink_resumed(p->sink) || access(path, F_OK) != 0)
+        return rc;
+    cJSON *old = NULL;
+    if ((rc = cq_json_load(&old, path, err)) == CQ_OK)
+        rc = restore(p, old, first, err);
+    cJSON_Delete(old);
+    return rc;
+}
+
+/* ---- calibration path ---- */
+
+static bool hk_wants(void *ctx, int64_t layer, int lin)
+{
+    prod *p = ctx;
+    char name[256];
+    lin_name(name, sizeof name, layer, lin);
+    return cq_quant_sink_wants(p->sink, name);
+}
+
+static int hk_linear(void *ctx, int64_t layer, int lin, const float *w, const cq_qresult *qr,
+                     const cq_gptq_lin_stats *st, cq_error *err)
+{
+    prod *p = ctx;
+    char name[256];
+    lin_name(name, sizeof name, layer, lin);
+    if (cq_interrupted())
+        return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
+    /* emit rounds scales in place (already F16 here: no change); it needs a mutable result */
+    cq_qresult copy = *qr;
+    cJSON *extra = stats_json(st);
+    cq_debug("gptq: %s: loss %.4g (rtn %.4g) damp %g %.2fs", name, st->gptq_loss, st->rtn_loss,
+             st->damp_used, st->seconds);
+    int rc = emit(p, name, "gptq", w, &copy, st->seconds, extra, err);
+    cJSON_Delete(extra);
+    p->n_lin++;
+    p->loss += st->gptq_loss;
+    p->rtn_loss += st->rtn_loss;
+    p->damp_max = st->damp_used > p->damp_max ? st->damp_used : p->damp_max;
+    return rc;
+}
+
+static int die_after(void)
+{
+    const char *e = getenv("CQ_TEST_DIE_AFTER_LAYER");
+    return e && *e ? atoi(e) : -1;
+}
+
+static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, cq_error *err)
+{
+    prod *p = ctx;
+    (void)hidden;
+    int64_t n = p->cfg.n_layers, done = layer + 1 - p->first_layer;
+    double eta = (now_s() - p->t0) / (double)done * (double)(n - layer - 1);
+    cq_info("gptq: layer %lld/%lld: %d linears, loss %.4g (rtn %.4g), damp %g, %.1fs, ETA %.0fs",
+            (long long)layer + 1, (long long)n, p->n_lin, p->loss, p->rtn_loss, p->damp_max,
+            secs, eta);
+    p->n_lin = 0;
+    p->loss = p->rtn_loss = p->damp_max = 0;
+    int rc = cq_quant_sink_sync(p->sink, err);
+    if (rc == CQ_OK && layer + 1 < n)
+        rc = save_hidden(p, err);
+    if (rc == CQ_OK)
+        rc = save_state(p, layer + 1, err);
+    if (rc == CQ_OK && die_after() == layer) {
+        fprintf(stderr, "cquant: CQ_TEST_DIE_AFTER_LAYER=%lld: exiting\n", (long long)layer);
+        _exit(137);
+    }
+    if (rc == CQ_OK && cq_interrupted())
+        rc = cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
+    return rc;
+}
+
+static int alloc_hidden(prod *p, cq_error *err)
+{
+    const gptq_args *a = p->a;
+    size_t n = (size_t)(a->calib.n * a->calib.seqlen * p->cfg.hidden);
+    p->hidden_bytes = n * sizeof(float);
+    if (!a->offload_dir) {
+        p->hidden = malloc(p->hidden_bytes);
+        return p->hidden ? CQ_OK
+                         : cq_errorf(err, CQ_E_NOMEM, "out of memory for %zu bytes of "
+                                     "activations (try --offload-dir)", p->hidden_bytes);
+    }
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/cquant-gptq-act.XXXXXX", a->offload_dir) >=
+        sizeof path)
+        return cq_errorf(err, CQ_E_USAGE, "--offload-dir: path too long");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create", path);
+    unlink(path); /* nothing to clean up, whatever happens */
+    int rc = CQ_OK;
+    if (ftruncate(fd, (off_t)p->hidden_bytes) != 0)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot size %zu bytes", a->offload_dir,
+                             p->hidden_bytes);
+    void *m = rc == CQ_OK ? mmap(NULL, p->hidden_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                                 0)
+                          : MAP_FAILED;
+    close(fd);
+    if (rc == CQ_OK && m == MAP_FAILED)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot map activations", a->offload_dir);
+    if (rc == CQ_OK) {
+        p->hidden = m;
+        p->mapped = true;
+    }
+    return rc;
+}
+
+static void log_plan(const prod *p)
+{
+    const gptq_args *a = p->a;
+    cq_gptq_plan pl;
+    cq_gptq_model_plan(&p->cfg, a->calib.n, a->calib.seqlen, &a->mo, &pl);
+    const double M = 1024.0 * 1024.0;
+    cq_info("gptq: %lld windows x %lld tokens; planned peak %.0f MiB = activations %.0f%s + "
+            "layer %.0f + hessians %.0f + gptq %.0f + forward %.0f",
+            (long long)a->calib.n, (long long)a->calib.seqlen, (double)pl.total / M,
+            (double)pl.activations / M, a->offload_dir ? " (mapped file)" : "",
+            (double)pl.layer_weights / M, (double)pl.hessians / M, (double)pl.gptq_work / M,
+            (double)pl.forward / M);
+}
+
+static int run_pipeline(prod *p, cq_error *err)
+{
+    const gptq_args *a = p->a;
+    int64_t first = 0;
+    int rc = cq_st_open(&p->st, a->job.model, err);
+    if (rc == CQ_OK)
+        rc = cq_config_load(cq_st_dir(p->st), &p->cfg, err);
+    if (rc == CQ_OK)
+        rc = cq_config_check(&p->cfg, p->st, err);
+    if (rc == CQ_OK) {
+        log_plan(p);
+        rc = alloc_hidden(p, err);
+    }
+    if (rc == CQ_OK)
+        rc = open_state(p, &first, err);
+    if (rc == CQ_OK && first == 0)
+        rc = cq_embed(&p->cfg, p->st, a->calib.ids, a->calib.n * a->calib.seqlen, p->hidden,
+                      err);
+    cq_gptq_hooks hk = {.ctx = p, .wants = hk_wants, .linear_done = hk_linear,
+                        .layer_done = hk_layer};
+    p->first_layer = first;
+    p->t0 = now_s();
+    if (rc == CQ_OK && first < p->cfg.n_layers)
+        rc = cq_gptq_model_run(&p->cfg, p->st, p->hidden, a->calib.n, a->calib.seqlen, first,
+                               &a->job.q, &a->mo, &hk, err);
+    if (rc == CQ_OK)
+        rc = finish_leftovers(p, "not inside a decoder layer the calibration reaches", err);
+    /* The state is only for resuming: the committed folder does not carry it. */
+    if (rc == CQ_OK && cq_remove_tree(p->dir) != 0)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot remove", p->dir);
+    return rc;
+}
+
+int gptq_produce(void *ctx, cq_quant_sink *sink, cq_error *err)
+{
+    prod p;
+    memset(&p, 0, sizeof p);
+    p.a = ctx;
+    p.sink = sink;
+    p.emitted = calloc((size_t)cq_quant_sink_count(sink) + 1, 1);
+    if (!p.emitted)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    int rc = p.a->stats ? run_stats(&p, err) : run_pipeline(&p, err);
+    if (p.mapped)
+        munmap(p.hidden, p.hidden_bytes);
+    else
+        free(p.hidden);
+    cJSON_Delete(p.state);
+    cq_st_close(p.st);
+    free(p.emitted);
+    return rc;
+}
