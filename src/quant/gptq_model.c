@@ -241,10 +241,12 @@ static int layer_pass(drv *d, int64_t layer, bool in_place, cq_error *err)
         rc = cq_layer_forward(d->m, &d->w, x, in_place ? x : d->scratch, ns, S,
                               in_place ? NULL : hacc_hook, &d->acc, err);
     }
-    if (rc != CQ_OK && d->acc.bad_point >= 0)
+    if (rc != CQ_OK && d->acc.bad_point >= 0) {
+        *err = (cq_error)CQ_ERROR_INIT; /* replace the forward's generic hook message */
         return cq_errorf(err, CQ_E_NUMERIC,
                          "layer %lld: non-finite calibration activations at the input of %s",
                          (long long)layer, point_name(d->acc.bad_point));
+    }
     if (rc != CQ_OK)
         cq_error_prefix(err, "layer %lld", (long long)layer);
     return rc;
