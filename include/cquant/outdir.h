@@ -44,6 +44,9 @@ const char *cq_outdir_path(const cq_outdir *o);
 int cq_outdir_commit(cq_outdir *o, cq_error *err);
 /* Remove the temp folder and release the lock. NULL-safe, idempotent. */
 void cq_outdir_abort(cq_outdir *o);
+/* Stop without committing but leave the temp folder for a later cq_outdir_resume (a run that
+ * saved resume state and stops on purpose: interrupted, or refusing to resume). NULL-safe. */
+void cq_outdir_keep(cq_outdir *o);
 
 typedef struct cq_atomic_file {
     char *final_path;

@@ -385,10 +385,12 @@ static int restore(prod *p, const cJSON *old, int64_t *first, cq_error *err)
         why = "other calibration data";
     else if (!(done >= 0 && done <= (double)p->cfg.n_layers))
         why = "a bad layer count";
-    if (why)
+    if (why) {
+        cq_quant_sink_keep_on_failure(p->sink); /* the killed run stays resumable */
         return cq_errorf(err, CQ_E_USAGE,
                          "cannot resume '%s': the killed run used %s (run without --resume to "
                          "start over)", cq_quant_sink_dir(p->sink), why);
+    }
     const cJSON *lins = cJSON_GetObjectItemCaseSensitive(old, "linears"), *e;
     int rc = CQ_OK;
     cJSON_ArrayForEach(e, lins)
@@ -461,8 +463,11 @@ static int hk_linear(void *ctx, int64_t layer, int lin, const float *w, const cq
     prod *p = ctx;
     char name[256];
     lin_name(name, sizeof name, layer, lin);
-    if (cq_interrupted())
-        return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
+    if (cq_interrupted()) {
+        cq_quant_sink_keep_on_failure(p->sink); /* the last finished layer's state stays */
+        return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted in layer %lld (state kept: add "
+                         "--resume to continue)", (long long)layer);
+    }
     /* emit rounds scales in place (already F16 here: no change); it needs a mutable result */
     cq_qresult copy = *qr;
     cJSON *extra = stats_json(st);
@@ -503,8 +508,11 @@ static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, 
         fprintf(stderr, "cquant: CQ_TEST_DIE_AFTER_LAYER=%lld: exiting\n", (long long)layer);
         _exit(137);
     }
-    if (rc == CQ_OK && cq_interrupted())
-        rc = cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
+    if (rc == CQ_OK && cq_interrupted()) {
+        cq_quant_sink_keep_on_failure(p->sink);
+        rc = cq_errorf(err, CQ_E_INTERRUPTED, "interrupted after layer %lld of %lld (state kept: "
+                       "add --resume to continue)", (long long)layer + 1, (long long)n);
+    }
     return rc;
 }
 

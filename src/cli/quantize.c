@@ -59,6 +59,7 @@ struct cq_quant_sink {
     float *wbuf;           /* f32 copy of the tensor being quantized, reused (grow only) */
     size_t wbuf_bytes;
     bool resumed;          /* the temporary folder of a killed run was kept (--resume) */
+    bool keep;             /* on failure, leave the temporary folder for --resume */
     int64_t *quant_idx;    /* items planned for quantization (producer view) */
     int64_t n_quant;
 };
@@ -390,6 +391,8 @@ const char *cq_quant_sink_dir(const cq_quant_sink *s) { return cq_outdir_path(&s
 
 bool cq_quant_sink_resumed(const cq_quant_sink *s) { return s->resumed; }
 
+void cq_quant_sink_keep_on_failure(cq_quant_sink *s) { s->keep = true; }
+
 int cq_quant_sink_sync(cq_quant_sink *s, cq_error *err) { return cq_st_writer_sync(s->w, err); }
 
 int cq_quant_sink_input_digest(cq_quant_sink *s, char hex[65], cq_error *err)
@@ -699,7 +702,9 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         rc = cq_report_write(s.report, job->report_path, job->force, err);
 done:
     hasher_finish(&s.hash, NULL, NULL); /* joins before the model (its paths) is closed */
-    if (rc != CQ_OK)
+    if (rc != CQ_OK && s.keep)
+        cq_outdir_keep(&s.od);
+    else if (rc != CQ_OK)
         cq_outdir_abort(&s.od);
     cq_st_writer_free(s.w);
     free(s.wbuf);

@@ -69,6 +69,8 @@ bool cq_quant_sink_wants(const cq_quant_sink *s, const char *name);
  * commit) and whether it was resumed from a killed run. */
 const char *cq_quant_sink_dir(const cq_quant_sink *s);
 bool cq_quant_sink_resumed(const cq_quant_sink *s);
+/* If the run fails from now on, leave the temporary folder (resume state inside) in place. */
+void cq_quant_sink_keep_on_failure(cq_quant_sink *s);
 /* sha256 (hex) over the sha256 of every input shard (waits for the hashing thread). */
 int cq_quant_sink_input_digest(cq_quant_sink *s, char hex[65], cq_error *err);
 /* fdatasync the output files written so far. */

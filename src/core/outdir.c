@@ -425,6 +425,12 @@ static void outdir_free(cq_outdir *o)
     o->final_path = o->tmp_path = NULL;
 }
 
+void cq_outdir_keep(cq_outdir *o)
+{
+    if (o)
+        outdir_free(o);
+}
+
 void cq_outdir_abort(cq_outdir *o)
 {
     if (!o)
