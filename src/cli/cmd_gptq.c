@@ -256,6 +256,47 @@ static cJSON *summary_json(const gptq_args *a, const cq_quant_summary *sum)
     return o;
 }
 
+/* --plan: the planned peak of the pipeline, by part, on stdout (or --json). */
+static int print_plan(gptq_args *a, cq_cli *cli, cq_error *err)
+{
+    cq_st_model *m = NULL;
+    cq_model_config cfg;
+    cq_gptq_plan pl;
+    memset(&pl, 0, sizeof pl);
+    int rc = cq_st_open(&m, a->job.model, err);
+    if (rc == CQ_OK)
+        rc = cq_config_load(cq_st_dir(m), &cfg, err);
+    cq_st_close(m);
+    if (rc != CQ_OK)
+        return rc;
+    if (!a->stats)
+        cq_gptq_model_plan(&cfg, a->calib.n, a->calib.seqlen, &a->mo, &pl);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "layers", (double)cfg.n_layers);
+    cJSON_AddNumberToObject(o, "samples", (double)a->calib.n);
+    cJSON_AddNumberToObject(o, "seqlen", (double)a->calib.seqlen);
+    cJSON_AddNumberToObject(o, "activations", (double)pl.activations);
+    cJSON_AddNumberToObject(o, "layer_weights", (double)pl.layer_weights);
+    cJSON_AddNumberToObject(o, "hessians", (double)pl.hessians);
+    cJSON_AddNumberToObject(o, "gptq_work", (double)pl.gptq_work);
+    cJSON_AddNumberToObject(o, "forward", (double)pl.forward);
+    cJSON_AddNumberToObject(o, "total", (double)pl.total);
+    cJSON_AddBoolToObject(o, "activations_mapped", a->offload_dir != NULL);
+    if (cli->common.json) {
+        cli->json = o;
+        return CQ_OK;
+    }
+    const double M = 1024.0 * 1024.0;
+    printf("planned peak %.0f MiB: activations %.0f MiB%s, layer weights %.0f MiB, hessians "
+           "%.0f MiB, gptq work %.0f MiB, forward scratch %.0f MiB (%lld layers; independent "
+           "of the layer count)\n", (double)pl.total / M, (double)pl.activations / M,
+           a->offload_dir ? " (mapped file)" : "", (double)pl.layer_weights / M,
+           (double)pl.hessians / M, (double)pl.gptq_work / M, (double)pl.forward / M,
+           (long long)cfg.n_layers);
+    cJSON_Delete(o);
+    return CQ_OK;
+}
+
 static void args_release(gptq_args *a)
 {
     cq_calib_release(&a->calib);
@@ -276,6 +317,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     cq_gptq_model_opts_defaults(&a.mo);
     const char *format = "gptq";
     int sym = 1;
+    bool plan_only = false;
     a.samples = -1;
     a.seqlen = -1;
     const cq_option opts[] = {
@@ -307,6 +349,8 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
                 NULL),
         OPT_STRING(0, "offload-dir", &a.offload_dir, "DIR",
                    "keep the calibration activations in a memory-mapped file in DIR", NULL),
+        OPT_BOOL(0, "plan", &plan_only,
+                 "print the planned peak memory for MODEL and CALIB and exit (writes nothing)"),
         OPT_BOOL(0, "resume", &a.job.resume,
                  "continue a killed run from its last finished layer (same inputs and options)"),
         OPT_INT(0, "threads", &a.job.q.threads, "N", "worker threads (0 = all CPUs)", 0, 1024,
@@ -356,6 +400,11 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
         rc = cq_errorf(err, CQ_E_USAGE, "--offload-dir '%s': not a folder", a.offload_dir);
     if (rc == CQ_OK)
         rc = load_calibration(&a, samples_set, seqlen_set, err);
+    if (rc == CQ_OK && plan_only) {
+        rc = print_plan(&a, cli, err);
+        args_release(&a);
+        return rc;
+    }
     cq_quant_summary sum;
     if (rc == CQ_OK && (rc = cq_quant_run(&a.job, &sum, err)) == CQ_OK) {
         cli->json = summary_json(&a, &sum);
