@@ -338,7 +338,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_BOOL(0, "mse", &a.job.q.mse, "search a clipping ratio minimizing the error"),
         OPT_BOOL(0, "true-sequential", &a.mo.true_sequential,
                  "re-collect each Linear group's inputs after quantizing the earlier groups "
-                 "of the layer (default; --no-true-sequential: one pass per layer)"),
+                 "of the layer (default on; off: one pass per layer)"),
         OPT_INT(0, "samples", &a.samples, "N",
                 "calibration windows (text: default 128; calib.bin: the first N)", 1, 1 << 24,
                 NULL),
