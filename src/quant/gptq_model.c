@@ -410,11 +410,10 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
                         const cq_gptq_model_opts *o, cq_gptq_plan *p)
 {
     memset(p, 0, sizeof *p);
-    int64_t rows, cols, maxw = 0, maxc = 0, sumh = 0, lw = 0, worst = 0;
+    int64_t rows, cols, maxc = 0, sumh = 0, lw = 0, worst = 0;
     for (int l = 0; l < CQ_LIN_COUNT; l++) {
         cq_linear_shape(c, l, &rows, &cols);
         lw += rows * cols;
-        maxw = rows * cols > maxw ? rows * cols : maxw;
         maxc = cols > maxc ? cols : maxc;
         /* cq_gptq_quantize: damped copy (f64) + U (f32) + row buffers; then the metrics:
          * H in f32, the difference matrix, the RTN copy and its codes */
@@ -438,5 +437,4 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
     p->gptq_work = (size_t)worst;
     p->forward = (size_t)fwd * sizeof(float);
     p->total = p->activations + p->layer_weights + p->hessians + p->gptq_work + p->forward;
-    (void)maxw;
 }
