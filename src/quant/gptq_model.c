@@ -318,6 +318,16 @@ static int run_layer(drv *d, int64_t layer, cq_error *err)
     return rc;
 }
 
+/* Tokens per forward chunk: the option (default 4096), at least one sequence, at most all of
+ * them (the scratch is sized by the chunk: a small calibration set gets a small one). */
+static int64_t effective_chunk(const cq_gptq_model_opts *o, int64_t n_seq, int64_t seqlen)
+{
+    int64_t chunk = o->chunk_tokens > 0 ? o->chunk_tokens : 4096;
+    if (chunk > n_seq * seqlen)
+        chunk = n_seq * seqlen;
+    return chunk < seqlen ? seqlen : chunk;
+}
+
 static void *xmalloc(size_t a, size_t b, bool *fail)
 {
     size_t n;
@@ -342,9 +352,7 @@ static int drv_setup(drv *d, cq_error *err)
         d->acc.cols[p] = cols;
         maxc = cols > maxc ? cols : maxc;
     }
-    int64_t chunk = d->o->chunk_tokens > 0 ? d->o->chunk_tokens : 4096;
-    if (chunk < d->seqlen)
-        chunk = d->seqlen;
+    int64_t chunk = effective_chunk(d->o, d->n_seq, d->seqlen);
     d->chunk_seqs = chunk / d->seqlen;
     int rc = cq_llama_create(&d->m, c, d->seqlen, chunk, err);
     if (rc == CQ_OK)
@@ -426,8 +434,7 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
         cq_linear_shape(c, point_lins[pt][0], &rows, &cols);
         sumh += cols * cols;
     }
-    int64_t chunk = o->chunk_tokens > 0 ? o->chunk_tokens : 4096;
-    chunk = chunk < seqlen ? seqlen : chunk;
+    int64_t chunk = effective_chunk(o, n_seq, seqlen);
     int64_t qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
     int64_t fwd = chunk * (3 * c->hidden + 2 * c->intermediate + qd + 2 * kd) + seqlen * seqlen;
     fwd += (chunk / seqlen) * seqlen * c->hidden; /* pass output scratch */
