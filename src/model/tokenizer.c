@@ -97,26 +97,18 @@ static int load_config_file(cq_tokenizer *t, const char *dir, const char *name, 
     return CQ_OK;
 }
 
-int cq_tokenizer_load_file(cq_tokenizer **out, const char *json_path, const char *config_dir,
-                           cq_error *err)
+int cq_tokenizer_load_buffer(cq_tokenizer **out, const char *data, size_t len,
+                             const char *name, const char *config_dir, cq_error *err)
 {
     *out = NULL;
-    char *data;
-    size_t len;
-    int rc = read_file(json_path, &data, &len, 0, err);
-    if (rc != CQ_OK)
-        return rc;
     cq_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) {
-        free(data);
-        return cq_errorf(err, CQ_E_NOMEM, "%s: out of memory", json_path);
-    }
+    if (!t)
+        return cq_errorf(err, CQ_E_NOMEM, "%s: out of memory", name);
     t->bos_id = t->eos_id = t->unk_id = -1;
     cq_sha256_hex(data, len, t->hash);
     cJSON *root = cJSON_ParseWithLength(data, len);
-    free(data);
-    rc = root ? tok_load_json(t, root, json_path, err)
-              : cq_errorf(err, CQ_E_FORMAT, "%s: not valid JSON", json_path);
+    int rc = root ? tok_load_json(t, root, name, err)
+                  : cq_errorf(err, CQ_E_FORMAT, "%s: not valid JSON", name);
     cJSON_Delete(root);
     if (rc == CQ_OK && config_dir)
         rc = load_config_file(t, config_dir, "tokenizer_config.json", 1, err);
@@ -128,6 +120,20 @@ int cq_tokenizer_load_file(cq_tokenizer **out, const char *json_path, const char
     }
     *out = t;
     return CQ_OK;
+}
+
+int cq_tokenizer_load_file(cq_tokenizer **out, const char *json_path, const char *config_dir,
+                           cq_error *err)
+{
+    *out = NULL;
+    char *data;
+    size_t len;
+    int rc = read_file(json_path, &data, &len, 0, err);
+    if (rc != CQ_OK)
+        return rc;
+    rc = cq_tokenizer_load_buffer(out, data, len, json_path, config_dir, err);
+    free(data);
+    return rc;
 }
 
 int cq_tokenizer_load(cq_tokenizer **out, const char *dir, cq_error *err)

@@ -287,6 +287,8 @@ CQ_TEST(index_cases)
            W("index.json", "not valid JSON"));
     expect(make_folder("mdnum", "{\"metadata\":3,\"weight_map\":{}}"), CQ_E_FORMAT,
            W("'metadata' must be an object"));
+    expect(make_folder("emptymap", "{\"weight_map\":{}}"), CQ_E_FORMAT,
+           W("index.json", "weight_map lists no tensors"));
     /* the same tensor in two shards */
     d = make_folder("twice", IDX("\"a\":\"s1.safetensors\",\"b\":\"s2.safetensors\""));
     craft(d, "s2.safetensors", shard_hdr_a, 4);
