@@ -2,6 +2,7 @@
  * becomes a printed error and an exit code (docs/cli.md lists the codes). */
 #include "cli.h"
 
+#include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
 
@@ -108,8 +109,11 @@ static int global_flags(int argc, char **argv, cq_cli *cli, int *done)
     return i;
 }
 
-static int report_failure(const cq_cli *cli, const cq_error *err)
+static int report_failure(const cq_cli *cli, const cq_error *in)
 {
+    /* Messages quote names taken from input files: keep the error one line whatever they hold. */
+    cq_error copy = *in, *err = &copy;
+    cq_error_printable(err);
     int code = err->code ? err->code : CQ_E_INTERNAL;
     cq_progress_end();
     fprintf(stderr, "cquant: error: %s\n", err->msg[0] ? err->msg : cq_status_name(code));

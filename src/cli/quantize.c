@@ -140,6 +140,22 @@ void cq_quant_default_out(const cq_quant_job *job, char *buf, size_t n)
              strcmp(job->layout->name, "gptq") ? job->layout->name : "");
 }
 
+/* What selection reads must have the right type: a malformed config.json silently falling back
+ * to the generic rule would quantize a different set of Linears. */
+static int check_config(const cJSON *cfg, const char *path, cq_error *err)
+{
+    if (!cJSON_IsObject(cfg))
+        return cq_errorf(err, CQ_E_FORMAT, "'%s': expected a JSON object", path);
+    int rc = cq_json_check_unique(cfg, path, err);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    if (rc != CQ_OK || !a)
+        return rc;
+    if (!cJSON_IsArray(a) || !cJSON_IsString(cJSON_GetArrayItem(a, 0)))
+        return cq_errorf(err, CQ_E_FORMAT,
+                         "'%s': key 'architectures': expected an array of strings", path);
+    return CQ_OK;
+}
+
 static int load_config(run_state *s, cq_error *err)
 {
     char path[4096];
@@ -152,9 +168,35 @@ static int load_config(run_state *s, cq_error *err)
     }
     if ((rc = cq_json_load(&s->config, path, err)) != CQ_OK)
         return rc;
+    if ((rc = check_config(s->config, path, err)) != CQ_OK)
+        return rc;
     if (cJSON_GetObjectItemCaseSensitive(s->config, "quantization_config"))
         return cq_errorf(err, CQ_E_UNSUPPORTED,
                          "'%s': already quantized (config.json has quantization_config)", path);
+    return CQ_OK;
+}
+
+/* A Llama-family Linear must agree with config.json's widths: in features hidden_size
+ * (intermediate_size for down_proj), out features hidden_size for o_proj and down_proj.
+ * A checkpoint that disagrees with its config would quantize fine and never load. */
+static int check_llama_shape(const run_state *s, const cq_st_tensor *t, cq_error *err)
+{
+    const char *what = "config.json";
+    int64_t hidden, inter, want_in, want_out = -1;
+    int down = strstr(t->name, ".mlp.down_proj.") != NULL;
+    int rc = cq_json_get_int(s->config, "hidden_size", 1, INT64_MAX, &hidden, what, err);
+    if (rc == CQ_OK && down)
+        rc = cq_json_get_int(s->config, "intermediate_size", 1, INT64_MAX, &inter, what, err);
+    if (rc != CQ_OK)
+        return rc;
+    want_in = down ? inter : hidden;
+    if (down || strstr(t->name, ".self_attn.o_proj."))
+        want_out = hidden;
+    if (t->shape[1] != want_in || (want_out >= 0 && t->shape[0] != want_out))
+        return cq_errorf(err, CQ_E_SHAPE,
+                         "tensor '%s' in '%s': shape [%lld, %lld] disagrees with config.json "
+                         "(hidden_size %lld)", t->name, t->file, (long long)t->shape[0],
+                         (long long)t->shape[1], (long long)hidden);
     return CQ_OK;
 }
 
@@ -177,6 +219,8 @@ static int make_plan(run_state *s, cq_error *err)
         it->action = ACT_COPY;
         if (!cq_select_tensor(&sel, it->t->name, it->t->dtype, it->t->ndim))
             continue;
+        if (sel.llama_rules && (rc = check_llama_shape(s, it->t, err)) != CQ_OK)
+            return rc;
         cq_error why = CQ_ERROR_INIT;
         if (job->layout->check(&job->q, it->t->shape[0], it->t->shape[1], &why) == CQ_OK) {
             it->action = ACT_QUANT;

@@ -6,9 +6,12 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_JSON_BYTES ((size_t)1 << 30)
 
@@ -16,11 +19,18 @@ static int read_file(const char *path, char **data, size_t *len, int missing_ok,
 {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* O_NONBLOCK + S_ISREG: a FIFO or device must not block or stream forever. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         if (missing_ok && errno == ENOENT)
             return CQ_OK;
         return cq_errorf_errno(err, CQ_E_IO, "%s: cannot open", path);
+    }
+    struct stat st;
+    FILE *f = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "rb"))) {
+        close(fd);
+        return cq_errorf(err, CQ_E_IO, "%s: not a regular file", path);
     }
     char *p = NULL;
     size_t n = 0, cap = 0;
