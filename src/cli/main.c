@@ -6,6 +6,7 @@
 #include "cquant/log.h"
 #include "cquant/outdir.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,9 @@ int main(int argc, char **argv)
         return CQ_EXIT_NOMEM;
     memcpy(args, argv + i, (size_t)(argc - i) * sizeof *args);
     cq_signals_install();
+    /* Past a file-size limit (ulimit -f) write() must fail with EFBIG, reported as an I/O
+     * error with the usual cleanup, rather than SIGXFSZ killing us with temporaries left. */
+    signal(SIGXFSZ, SIG_IGN);
     rc = c->fn(&cli, argc - i, args, &err);
     free(args);
     if (rc == CQ_OK && !cli.help_shown)

@@ -7,6 +7,7 @@
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
+#include "cquant/plan.h"
 #include "cquant/report.h"
 #include "cquant/safetensors.h"
 #include "cquant/select.h"
@@ -237,6 +238,80 @@ static int make_plan(run_state *s, cq_error *err)
     return CQ_OK;
 }
 
+/* Files copied as-is beside the tensors when the input has them. */
+static const char *const aux_files[] = {
+    "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
+    "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+    "added_tokens.json", "chat_template.jinja", "chat_template.json",
+};
+
+/* Peak memory and output size from the plan (cquant/plan.h): one tensor is in flight at a
+ * time, so the peak is the worst single tensor; the output is every tensor plus a header entry,
+ * the copied small files and the configs/report. */
+static int plan_resources(const run_state *s, cq_plan *p, cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < s->n_items; i++) {
+        const cq_st_tensor *t = s->items[i].t;
+        size_t heap = 0, out = t->nbytes;
+        if (s->items[i].action == ACT_QUANT) {
+            cq_packed pk[CQ_PACK_MAX_TENSORS];
+            int np = 0;
+            int rc = job->layout->plan(&job->q, t->shape[0], t->shape[1], pk, &np, err);
+            if (rc != CQ_OK)
+                return rc;
+            heap = cq_plan_linear_bytes(t->shape[0], t->shape[1], job->q.bits,
+                                        job->q.group_size, 0);
+            out = 0;
+            for (int k = 0; k < np; k++)
+                cq_plan_output(p, pk[k].nbytes + 256);
+        }
+        cq_plan_tensor(p, t->name, heap, t->nbytes);
+        cq_plan_output(p, out + 256);
+    }
+    for (size_t i = 0; i < sizeof aux_files / sizeof *aux_files; i++) {
+        char path[4096];
+        struct stat st;
+        cq_error scratch = CQ_ERROR_INIT; /* a path too long is the copy's error to report */
+        if (join(path, sizeof path, cq_st_dir(s->m), aux_files[i], &scratch) == CQ_OK &&
+            stat(path, &st) == 0)
+            cq_plan_output(p, (size_t)st.st_size);
+    }
+    cq_plan_output(p, (size_t)1 << 20); /* config.json, quantize_config.json, report */
+    return CQ_OK;
+}
+
+/* The folder the temporary output is created in (the parent of OUT). */
+static void parent_dir(const char *out, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", out);
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        snprintf(buf, n, ".");
+    else if (slash == buf)
+        buf[1] = 0;
+    else
+        *slash = 0;
+}
+
+static int check_resources(const run_state *s, cq_error *err)
+{
+    cq_plan p;
+    char dir[4096];
+    int rc = plan_resources(s, &p, err);
+    if (rc == CQ_OK)
+        rc = cq_plan_check_memory(&p, s->job->max_memory, err);
+    parent_dir(s->sum->out, dir, sizeof dir);
+    if (rc == CQ_OK)
+        rc = cq_plan_check_disk(&p, dir, err);
+    char a[32], b[32];
+    cq_format_bytes(p.peak_bytes, a, sizeof a);
+    cq_format_bytes(p.output_bytes, b, sizeof b);
+    cq_debug("plan: peak memory %s, output %s", a, b);
+    return rc;
+}
+
 /* "<module>.weight" -> "<module>.<suffix>" */
 static void packed_name(char *buf, size_t n, const char *weight_name, const char *suffix)
 {
@@ -449,11 +524,6 @@ done:
     return rc;
 }
 
-static const char *const aux_files[] = {
-    "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
-    "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
-    "added_tokens.json", "chat_template.jinja", "chat_template.json",
-};
 
 static int copy_file(const char *src, const char *dst, cq_error *err)
 {
@@ -599,6 +669,7 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         (rc = check_layout_options(job, err)) != CQ_OK ||
         (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||
         (rc = make_plan(&s, err)) != CQ_OK || (rc = cq_make_parents(sum->out, err)) != CQ_OK ||
+        (rc = check_resources(&s, err)) != CQ_OK ||
         (rc = cq_outdir_begin(&s.od, sum->out, job->force, err)) != CQ_OK ||
         (rc = start_report(&s, err)) != CQ_OK)
         goto done;

@@ -24,6 +24,7 @@ typedef struct cq_quant_job {
     const char *out;          /* NULL: "<model>-<method>-w<bits>g<group>" beside the input */
     const char *report_path;  /* NULL: OUT/cquant-report.json */
     size_t max_shard_bytes;   /* 0: one file */
+    size_t max_memory;        /* 0: no limit; else refuse up front when the plan exceeds it */
     bool strict;              /* a Linear the layout cannot hold is an error, not a skip */
     bool force;               /* replace an existing output */
     cq_strlist include, exclude;
@@ -40,7 +41,8 @@ typedef struct cq_quant_summary {
 } cq_quant_summary;
 
 /* Run the job. On any error nothing is left at the output path (CQ_E_EXISTS when it exists and
- * !force; CQ_E_INTERRUPTED after SIGINT). */
+ * !force; CQ_E_INTERRUPTED after SIGINT; CQ_E_NOMEM when the planned peak exceeds max_memory;
+ * CQ_E_IO when the output's filesystem has less free space than the planned output). */
 int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err);
 
 /* The default output path for a job (job->out == NULL). */
