@@ -9,6 +9,7 @@
 #include "cquant/error.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 typedef struct cq_cli {
     const char *cmd;        /* "rtn", "inspect", ... */
@@ -17,6 +18,8 @@ typedef struct cq_cli {
     cJSON *json;            /* --json summary, printed by main() on success; owned */
     int full_argc;          /* the whole command line, untouched by option parsing */
     char **full_argv;
+    int exit_code;          /* non-zero: main() prints the --json summary, then exits with it */
+    FILE *man;              /* set by `cquant --man`: cli_parse writes roff here, not help */
 } cq_cli;
 
 typedef int (*cq_cmd_fn)(cq_cli *cli, int argc, char **argv, cq_error *err);
@@ -32,10 +35,18 @@ typedef struct cq_command {
 int cli_parse(cq_cli *cli, const cq_option *opts, const char *usage, const char *summary,
               int argc, char **argv, cq_error *err);
 /* CQ_E_USAGE unless exactly `want` positionals (what = their names for the message). */
+/* 1 when this build has the command (batch asks for "eval"). */
+int cli_has_command(const char *name);
+/* The command table (main.c). */
+const cq_command *cli_commands(size_t *n);
+/* The man page, generated from the command and option tables (`cquant --man`). */
+int cli_man(FILE *f);
 int cli_expect_args(int got, int want, const char *what, cq_error *err);
 
 int cmd_inspect(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_dequant(cq_cli *cli, int argc, char **argv, cq_error *err);
+int cmd_report(cq_cli *cli, int argc, char **argv, cq_error *err);
+int cmd_batch(cq_cli *cli, int argc, char **argv, cq_error *err);
 
 #endif

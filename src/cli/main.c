@@ -17,6 +17,8 @@ static const cq_command commands[] = {
     {"inspect", cmd_inspect, "list the tensors, totals and quantization of a checkpoint"},
     {"rtn", cmd_quant, "quantize with round-to-nearest (min-max, no calibration)"},
     {"dequant", cmd_dequant, "unpack a quantized checkpoint back to float"},
+    {"report", cmd_report, "compare quantization reports layer by layer (text, JSON, HTML)"},
+    {"batch", cmd_batch, "run the quantization jobs of a manifest (skips finished ones)"},
     {"help", cmd_help, "show help for a command"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
@@ -27,6 +29,14 @@ static const cq_command *find_command(const char *name)
         if (!strcmp(commands[i].name, name))
             return &commands[i];
     return NULL;
+}
+
+int cli_has_command(const char *name) { return find_command(name) != NULL; }
+
+const cq_command *cli_commands(size_t *n)
+{
+    *n = N_COMMANDS;
+    return commands;
 }
 
 static void main_help(FILE *f)
@@ -52,7 +62,10 @@ int cli_parse(cq_cli *cli, const cq_option *opts, const char *usage, const char 
     else if (cli->common.verbose)
         cq_log_set_level(CQ_LOG_DEBUG);
     if (cli->common.help) {
-        cq_opts_help(stdout, usage, summary, opts);
+        if (cli->man)
+            cq_opts_man(cli->man, usage, summary, opts);
+        else
+            cq_opts_help(stdout, usage, summary, opts);
         cli->help_shown = true;
     }
     return n;
@@ -70,6 +83,19 @@ int cli_expect_args(int got, int want, const char *what, cq_error *err)
 /* "cquant help CMD" runs "cquant CMD --help". */
 static int cmd_help(cq_cli *cli, int argc, char **argv, cq_error *err)
 {
+    if (argc >= 2 && !strcmp(argv[1], "--json")) { /* the command list, for tools */
+        cli->common.json = true;
+        cli->json = cJSON_CreateObject();
+        cJSON_AddStringToObject(cli->json, "version", CQ_VERSION);
+        cJSON *arr = cJSON_AddArrayToObject(cli->json, "commands");
+        for (size_t i = 0; arr && i < N_COMMANDS; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", commands[i].name);
+            cJSON_AddStringToObject(o, "summary", commands[i].summary);
+            cJSON_AddItemToArray(arr, o);
+        }
+        return CQ_OK;
+    }
     if (argc < 2) {
         main_help(stdout);
         cli->help_shown = true;
@@ -92,6 +118,8 @@ static int global_flags(int argc, char **argv, cq_cli *cli, int *done)
         if (!strcmp(a, "--version")) {
             printf("cquant %s\n", CQ_VERSION);
             *done = 1;
+        } else if (!strcmp(a, "--man")) { /* hidden: docs/cquant.1 is its output */
+            *done = cli_man(stdout) == CQ_OK ? 1 : -1; /* -1: exit 1 */
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             main_help(stdout);
             *done = 1;
@@ -141,7 +169,8 @@ static int print_json(cq_cli *cli)
 {
     if (!cli->common.json || !cli->json)
         return CQ_EXIT_OK;
-    cJSON_AddBoolToObject(cli->json, "ok", 1);
+    if (!cJSON_HasObjectItem(cli->json, "ok"))
+        cJSON_AddBoolToObject(cli->json, "ok", 1);
     char *s = cJSON_Print(cli->json);
     if (!s)
         return CQ_EXIT_NOMEM;
@@ -157,7 +186,7 @@ int main(int argc, char **argv)
     int done = 0, rc;
     int i = global_flags(argc, argv, &cli, &done);
     if (done)
-        return CQ_EXIT_OK;
+        return done > 0 ? CQ_EXIT_OK : CQ_EXIT_INTERNAL;
     if (i < 0) {
         cq_errorf(&err, CQ_E_USAGE, "unknown option '%s'", argv[-i]);
         return report_failure(&cli, &err);
@@ -187,6 +216,8 @@ int main(int argc, char **argv)
     free(args);
     if (rc == CQ_OK && !cli.help_shown)
         rc = print_json(&cli);
+    if (rc == CQ_EXIT_OK && !cli.help_shown && cli.exit_code)
+        rc = cli.exit_code;
     else if (rc != CQ_OK)
         rc = report_failure(&cli, &err);
     cJSON_Delete(cli.json);

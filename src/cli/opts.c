@@ -280,3 +280,52 @@ void cq_opts_help(FILE *f, const char *usage, const char *summary, const cq_opti
             fprintf(f, "%-30s%s%s\n", left, o->help, def);
     }
 }
+
+void cq_roff_text(FILE *f, const char *s, int dashes)
+{
+    int bol = 1;
+    for (; *s; s++) {
+        if (bol && (*s == '.' || *s == '\''))
+            fputs("\\&", f);
+        bol = *s == '\n';
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '-' && dashes)
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+void cq_opts_man(FILE *f, const char *usage, const char *summary, const cq_option *opts)
+{
+    fputs(".PP\n.B ", f);
+    cq_roff_text(f, usage, 1);
+    fputc('\n', f);
+    if (summary) {
+        fputs(".PP\n", f);
+        cq_roff_text(f, summary, 0);
+        fputc('\n', f);
+    }
+    for (const cq_option *o = opts; o->type != CQ_OPT_END; o++) {
+        char def[96];
+        fputs(".TP\n", f);
+        if (o->short_name)
+            fprintf(f, "\\fB\\-%c\\fR%s", o->short_name, o->long_name ? ", " : "");
+        if (o->long_name) {
+            fputs("\\fB\\-\\-", f);
+            cq_roff_text(f, o->long_name, 1);
+            fputs("\\fR", f);
+        }
+        if (takes_arg(o)) {
+            fputs(" \\fI", f);
+            cq_roff_text(f, o->choices ? o->choices : o->argh ? o->argh : "X", 1);
+            fputs("\\fR", f);
+        }
+        fputc('\n', f);
+        default_text(o, def, sizeof def);
+        cq_roff_text(f, o->help, 0);
+        cq_roff_text(f, def, 0);
+        fputc('\n', f);
+    }
+}

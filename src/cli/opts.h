@@ -75,6 +75,12 @@ int cq_opts_parse(const cq_option *opts, int argc, char **argv, cq_error *err);
 /* Print "usage: <usage>" and the option table to f (defaults are read from the targets). */
 void cq_opts_help(FILE *f, const char *usage, const char *summary, const cq_option *opts);
 
+/* The same as a man(7) section: usage, summary and one .TP entry per option. */
+void cq_opts_man(FILE *f, const char *usage, const char *summary, const cq_option *opts);
+/* Text for roff: backslashes escaped, a leading '.' or '\'' protected; dashes become \- when
+ * `dashes` (option names), so they render as minus signs and copy-paste correctly. */
+void cq_roff_text(FILE *f, const char *s, int dashes);
+
 /* Strict number parsing shared with positional arguments: whole string, range checked.
  * Return CQ_OK or CQ_E_USAGE naming `what`. */
 int cq_parse_ll(const char *s, long long min, long long max, const char *what, long long *out,
