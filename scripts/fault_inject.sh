@@ -68,7 +68,7 @@ for r in 1 2 3; do
     t0=$(now)
     "$BIN" -q rtn "$MODEL" -o "$W/ref" >/dev/null || { echo "fault_inject: reference run failed" >&2; exit 1; }
     t1=$(now)
-    DUR=$(awk -v a="$t0" -v b="$t1" -v d="$DUR" 'BEGIN{x = b - a; printf "%.3f", x > d ? x : d}')
+    DUR=$(awk -v a="$t0" -v b="$t1" -v d="$DUR" 'BEGIN{x = b - a; printf "%.3f", (x > d ? x : d)}')
 done
 
 # ---- 1. kill -9 at random points ----

@@ -73,6 +73,9 @@ const cq_packed *cq_packed_find(const cq_packed *in, int n, const char *suffix);
  * that many words. */
 int64_t cq_bits_words(int64_t n, int b);
 void cq_bits_pack(const uint32_t *vals, int64_t n, int b, uint32_t *words);
+/* The same stream from byte values (the codes of a cq_qresult row): same words, bit for bit;
+ * whole words for b = 2, 4, 8 are built several values at a time. */
+void cq_bits_pack_u8(const uint8_t *vals, int64_t n, int b, uint32_t *words);
 void cq_bits_unpack(const uint32_t *words, int64_t n, int b, uint32_t *vals);
 
 #endif

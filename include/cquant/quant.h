@@ -77,6 +77,7 @@ typedef struct cq_quantizer {
     const char *name;       /* "rtn" | "gptq" */
     const char *summary;
     unsigned needs;
+    bool keeps_w;           /* run() leaves w unchanged (callers need not reload it) */
     /* w[rows*cols] may be modified (GPTQ leaves its working copy there). */
     int (*run)(const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols,
                const cq_qstats *stats, cq_qresult *out, cq_error *err);

@@ -27,6 +27,15 @@ typedef struct cq_werr {
 /* Compare n original weights with their dequantized values. NaN in either gives NaN metrics. */
 void cq_weight_error(const float *w, const float *wq, int64_t n, cq_werr *out);
 
+struct cq_qresult;
+/* The same metrics for w[rows * cols] against cq_qresult_dequant(q), without building that
+ * matrix: one pass, rows split over `threads` workers (0 = online CPUs). The numbers do not
+ * depend on the thread count or on the CPU's vector extensions; they may differ from
+ * cq_weight_error's in the last bits (another order of additions). NaN gives max_abs NaN.
+ * Returns CQ_OK or CQ_E_NOMEM. */
+int cq_weight_error_q(const float *w, const struct cq_qresult *q, int threads, cq_werr *out,
+                      cq_error *err);
+
 typedef struct cq_layer_report {
     const char *name;     /* tensor name, e.g. "model.layers.0.self_attn.q_proj.weight" */
     int64_t rows, cols;   /* out, in features */

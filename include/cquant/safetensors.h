@@ -78,7 +78,9 @@ int cq_st_writer_start(cq_st_writer *w, cq_error *err);
  * different tensors concurrently (pwrite at fixed offsets). */
 int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size_t nbytes,
                        cq_error *err);
-/* Check every planned tensor was written, fsync, close, write the index when sharded. */
+/* Check every planned tensor was written, start writeback, close, write the index when
+ * sharded. Not an fsync: the files are made durable by the output folder's commit
+ * (cq_outdir_commit fsyncs every file); a caller writing elsewhere fsyncs them itself. */
 int cq_st_writer_finish(cq_st_writer *w, cq_error *err);
 void cq_st_writer_free(cq_st_writer *w);
 

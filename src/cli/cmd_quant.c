@@ -3,6 +3,8 @@
 #include "cli.h"
 #include "quantize.h"
 
+#include "linalg/blas_threads.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -75,6 +77,9 @@ int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err)
         rc = cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);
         goto fail;
     }
+    /* No Hessian, no BLAS: give the cores OpenBLAS's idle workers would spin on back. */
+    if (!(job.quantizer->needs & CQ_NEED_HESSIAN))
+        cq_blas_stop_threads();
     cq_quant_summary sum;
     if ((rc = cq_quant_run(&job, &sum, err)) != CQ_OK)
         goto fail;

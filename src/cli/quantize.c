@@ -54,6 +54,8 @@ typedef struct run_state {
     cq_quant_summary *sum;
     double t0;
     hasher hash;
+    float *wbuf;           /* f32 copy of the tensor being quantized, reused (grow only) */
+    size_t wbuf_bytes;
 } run_state;
 
 static void *hash_main(void *arg)
@@ -353,40 +355,51 @@ static int write_packed(run_state *s, const char *weight_name, cq_packed *p, int
     return rc;
 }
 
+/* The f32 buffer for a tensor of nb bytes. Kept across tensors: its pages stay mapped, instead
+ * of being faulted in and zeroed again for every Linear. Sized by the largest one. */
+static float *weight_buffer(run_state *s, size_t nb)
+{
+    if (nb > s->wbuf_bytes) {
+        free(s->wbuf);
+        s->wbuf_bytes = 0;
+        if (!(s->wbuf = malloc(nb)))
+            return NULL;
+        s->wbuf_bytes = nb;
+    }
+    return s->wbuf;
+}
+
 /* read f32 -> quantize -> measure error -> pack -> write. */
 static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
 {
     const cq_quant_job *job = s->job;
     int64_t rows = t->shape[0], cols = t->shape[1];
     size_t nb;
-    float *w = NULL, *wq = NULL;
+    float *w;
     cq_qresult qr = {0};
     cq_packed p[CQ_PACK_MAX_TENSORS];
     int np = 0, rc;
     double t0 = now_s();
     if (cq_mul_size((size_t)rows, (size_t)cols, &nb) || cq_mul_size(nb, sizeof(float), &nb))
         return cq_errorf(err, CQ_E_FORMAT, "tensor '%s': size overflows", t->name);
-    w = malloc(nb);
-    wq = malloc(nb);
-    if (!w || !wq) {
+    if (!(w = weight_buffer(s, nb))) {
         rc = cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory (%zu bytes)", t->name, nb);
         goto done;
     }
     if ((rc = cq_st_read_f32(t, w, err)) != CQ_OK ||
         (rc = job->quantizer->run(&job->q, w, rows, cols, NULL, &qr, err)) != CQ_OK)
         goto done;
-    /* The quantizer may use w as scratch; measure against a fresh read of the original. */
-    if ((rc = cq_st_read_f32(t, w, err)) != CQ_OK)
+    /* A quantizer that uses w as scratch: measure against a fresh read of the original. */
+    if (!job->quantizer->keeps_w && (rc = cq_st_read_f32(t, w, err)) != CQ_OK)
         goto done;
     /* Every layout stores F16 scales: measure the error of the checkpoint as written. */
     for (int64_t i = 0; i < qr.n_groups * rows; i++)
         qr.scale[i] = cq_f16_to_f32(cq_f32_to_f16(qr.scale[i]));
-    cq_qresult_dequant(&qr, wq);
     cq_layer_report lr = {.name = t->name, .rows = rows, .cols = cols,
                           .method = job->quantizer->name, .bits = job->q.bits,
                           .group_size = job->q.group_size, .sym = job->q.sym};
-    cq_weight_error(w, wq, rows * cols, &lr.err);
-    if ((rc = job->layout->pack(&job->q, &qr, p, &np, err)) != CQ_OK ||
+    if ((rc = cq_weight_error_q(w, &qr, job->q.threads, &lr.err, err)) != CQ_OK ||
+        (rc = job->layout->pack(&job->q, &qr, p, &np, err)) != CQ_OK ||
         (rc = write_packed(s, t->name, p, np, err)) != CQ_OK)
         goto done;
     lr.seconds = now_s() - t0;
@@ -397,8 +410,6 @@ done:
         cq_error_prefix(err, "tensor '%s'", t->name);
     cq_packed_release(p, np);
     cq_qresult_release(&qr);
-    free(w);
-    free(wq);
     return rc;
 }
 
@@ -684,6 +695,7 @@ done:
     if (rc != CQ_OK)
         cq_outdir_abort(&s.od);
     cq_st_writer_free(s.w);
+    free(s.wbuf);
     cq_report_free(s.report);
     free(s.items);
     cJSON_Delete(s.config);

@@ -1,5 +1,9 @@
-/* SHA-256 as specified in FIPS 180-4 section 6.2; big-endian words, 64-byte blocks. */
+/* SHA-256 as specified in FIPS 180-4 section 6.2; big-endian words, 64-byte blocks.
+ * Two block functions: the portable one below, and one on the x86 SHA extensions (SHA-NI),
+ * taken when CPUID reports them. Hashing the input shards is a full pass over the model, and
+ * the portable code runs at ~200 MB/s, SHA-NI at ~1.5-2 GB/s. */
 #include "cquant/sha256.h"
+#include "core/cpu.h"
 
 #include <string.h>
 
@@ -19,7 +23,7 @@ static uint32_t ror(uint32_t x, int n)
     return (x >> n) | (x << (32 - n));
 }
 
-static void block(uint32_t h[8], const uint8_t *p)
+static void block_portable(uint32_t h[8], const uint8_t *p)
 {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
@@ -47,6 +51,68 @@ static void block(uint32_t h[8], const uint8_t *p)
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
 }
 
+static void blocks_portable(uint32_t h[8], const uint8_t *p, size_t nblocks)
+{
+    for (; nblocks > 0; nblocks--, p += 64)
+        block_portable(h, p);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* SHA-NI keeps the state as two vectors, ABEF and CDGH (Intel's "SHA extensions" paper). Each
+ * step below does 4 rounds: sha256rnds2 does 2 with the low two words of (W + K), then 2 more
+ * with the high two moved down. Schedule words for rounds 16..63 come from sha256msg1/msg2:
+ * W[i..i+3] = msg2(msg1(W[i-16..], W[i-12..]) + W[i-7..i-4], W[i-4..]). */
+__attribute__((target("sha,sse4.1"))) static void blocks_shani(uint32_t h[8], const uint8_t *p,
+                                                                size_t nblocks)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i dcba = _mm_loadu_si128((const __m128i *)&h[0]);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)&h[4]);
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+    __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+    __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+    __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+    for (; nblocks > 0; nblocks--, p += 64) {
+        __m128i abef0 = abef, cdgh0 = cdgh, w[4];
+        for (int i = 0; i < 16; i++) {
+            __m128i m;
+            if (i < 4) {
+                m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+            } else {
+                m = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
+                m = _mm_add_epi32(m, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+                m = _mm_sha256msg2_epu32(m, w[(i + 3) & 3]);
+            }
+            w[i & 3] = m;
+            m = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&K[4 * i]));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+        }
+        abef = _mm_add_epi32(abef, abef0);
+        cdgh = _mm_add_epi32(cdgh, cdgh0);
+    }
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(dchg, feba, 8));
+}
+#else
+static void blocks_shani(uint32_t h[8], const uint8_t *p, size_t nblocks)
+{
+    blocks_portable(h, p, nblocks);
+}
+#endif
+
+static void blocks(uint32_t h[8], const uint8_t *p, size_t nblocks)
+{
+    if (cq_cpu_shani())
+        blocks_shani(h, p, nblocks);
+    else
+        blocks_portable(h, p, nblocks);
+}
+
 void cq_sha256_init(cq_sha256 *s)
 {
     static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -66,11 +132,15 @@ void cq_sha256_update(cq_sha256 *s, const void *data, size_t len)
         s->nbuf += take, p += take, len -= take;
         if (s->nbuf < 64)
             return;
-        block(s->h, s->buf);
+        blocks(s->h, s->buf, 1);
         s->nbuf = 0;
     }
-    for (; len >= 64; p += 64, len -= 64)
-        block(s->h, p);
+    size_t nblocks = len / 64;
+    if (nblocks) {
+        blocks(s->h, p, nblocks);
+        p += 64 * nblocks;
+        len -= 64 * nblocks;
+    }
     memcpy(s->buf, p, len);
     s->nbuf = len;
 }

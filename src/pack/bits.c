@@ -30,6 +30,75 @@ void cq_bits_pack(const uint32_t *vals, int64_t n, int b, uint32_t *words)
         words[w] = (uint32_t)acc;
 }
 
+#include <string.h>
+
+/* Generic path of cq_bits_pack_u8, from value `first` on (first * b a multiple of 32). */
+static void pack_u8_tail(const uint8_t *vals, int64_t first, int64_t n, int b, uint32_t *words)
+{
+    const uint64_t mask = (1u << b) - 1;
+    uint64_t acc = 0;
+    int nacc = 0;
+    int64_t w = first / 32 * b + first % 32 * b / 32; /* = first * b / 32, no overflow */
+    for (int64_t i = first; i < n; i++) {
+        acc |= ((uint64_t)vals[i] & mask) << nacc;
+        nacc += b;
+        if (nacc >= 32) {
+            words[w++] = (uint32_t)acc;
+            acc >>= 32;
+            nacc -= 32;
+        }
+    }
+    if (nacc > 0)
+        words[w] = (uint32_t)acc;
+}
+
+/* 8 values of 4 bits, one per byte of x (little-endian), to 32 bits: merge neighbours
+ * pairwise (byte pairs, then 16-bit, then 32-bit halves). */
+static uint32_t nibbles8(uint64_t x)
+{
+    x &= 0x0F0F0F0F0F0F0F0Full;
+    x = (x | (x >> 4)) & 0x00FF00FF00FF00FFull;
+    x = (x | (x >> 8)) & 0x0000FFFF0000FFFFull;
+    return (uint32_t)(x | (x >> 16));
+}
+
+/* 8 values of 2 bits to 16 bits, the same way. */
+static uint32_t crumbs8(uint64_t x)
+{
+    x &= 0x0303030303030303ull;
+    x = (x | (x >> 6)) & 0x000F000F000F000Full;
+    x = (x | (x >> 12)) & 0x000000FF000000FFull;
+    return (uint32_t)((x | (x >> 24)) & 0xFFFF);
+}
+
+void cq_bits_pack_u8(const uint8_t *vals, int64_t n, int b, uint32_t *words)
+{
+    CQ_ASSERT(b >= 1 && b <= 8 && n >= 0);
+    int64_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t x, y;
+    uint32_t v;
+    if (b == 4) {
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&x, vals + i, 8);
+            words[i / 8] = nibbles8(x);
+        }
+    } else if (b == 2) {
+        for (; i + 16 <= n; i += 16) {
+            memcpy(&x, vals + i, 8);
+            memcpy(&y, vals + i + 8, 8);
+            words[i / 16] = crumbs8(x) | crumbs8(y) << 16;
+        }
+    } else if (b == 8) {
+        for (; i + 4 <= n; i += 4) {
+            memcpy(&v, vals + i, 4);
+            words[i / 4] = v;
+        }
+    }
+#endif
+    pack_u8_tail(vals, i, n, b, words);
+}
+
 void cq_bits_unpack(const uint32_t *words, int64_t n, int b, uint32_t *vals)
 {
     CQ_ASSERT(b >= 1 && b <= 8 && n >= 0);

@@ -67,13 +67,25 @@ int64_t cq_pk_groups(int group_size, int64_t cols)
     return group_size <= 0 ? 1 : (cols + group_size - 1) / group_size;
 }
 
+/* OR of n bytes: every byte < 2^bits exactly when the OR is. No early exit, so the loop
+ * vectorizes; the slow scan for the culprit runs only on failure. */
+static unsigned or_bytes(const uint8_t *p, int64_t n)
+{
+    unsigned acc = 0;
+    for (int64_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc;
+}
+
 static int check_codes(const cq_qresult *r, cq_error *err)
 {
     const unsigned lim = 1u << r->bits, half = lim / 2;
-    for (int64_t i = 0; i < r->rows * r->cols; i++)
-        if (r->q[i] >= lim)
-            return cq_errorf(err, CQ_E_INTERNAL, "code %u at %lld exceeds %d bits", r->q[i],
-                             (long long)i, r->bits);
+    int64_t cells = r->rows * r->cols;
+    if (or_bytes(r->q, cells) >= lim)
+        for (int64_t i = 0; i < cells; i++)
+            if (r->q[i] >= lim)
+                return cq_errorf(err, CQ_E_INTERNAL, "code %u at %lld exceeds %d bits",
+                                 r->q[i], (long long)i, r->bits);
     for (int64_t i = 0; i < r->n_groups * r->rows; i++) {
         if (r->zero[i] >= lim)
             return cq_errorf(err, CQ_E_INTERNAL, "zero point %u exceeds %d bits", r->zero[i],

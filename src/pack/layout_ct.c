@@ -70,14 +70,11 @@ static int ct_plan(const cq_qconfig *cfg, int64_t rows, int64_t cols, cq_packed 
     return CQ_OK;
 }
 
-static void ct_put_codes(const cq_qresult *r, uint32_t *wp, uint32_t *vals)
+static void ct_put_codes(const cq_qresult *r, uint32_t *wp)
 {
     int64_t nw = cq_bits_words(r->cols, r->bits);
-    for (int64_t n = 0; n < r->rows; n++) {
-        for (int64_t k = 0; k < r->cols; k++)
-            vals[k] = r->q[n * r->cols + k];
-        cq_bits_pack(vals, r->cols, r->bits, wp + n * nw);
-    }
+    for (int64_t n = 0; n < r->rows; n++)
+        cq_bits_pack_u8(r->q + n * r->cols, r->cols, r->bits, wp + n * nw);
 }
 
 /* weight_zero_point[w][g]: group g's zeros as one stream along the output dimension. */
@@ -102,7 +99,7 @@ static int ct_fill(const cq_qconfig *cfg, const cq_qresult *r, cq_packed *out, i
     if (!vals || !words)
         rc = cq_errorf(err, CQ_E_NOMEM, "compressed-tensors: cannot allocate scratch");
     if (rc == CQ_OK) {
-        ct_put_codes(r, out[0].data, vals);
+        ct_put_codes(r, out[0].data);
         uint16_t *sc = out[1].data; /* transposed: ours is [groups][out], CT's [out][groups] */
         for (int64_t g = 0; g < r->n_groups && rc == CQ_OK; g++)
             for (int64_t n = 0; n < r->rows && rc == CQ_OK; n++)

@@ -63,13 +63,11 @@ static int gptq_plan(const cq_qconfig *cfg, int64_t rows, int64_t cols, cq_packe
 }
 
 /* qweight[k*b/32 + w][n]: the codes of output n along the input dimension. */
-static void put_qweight(const cq_qresult *r, uint32_t *qw, uint32_t *vals, uint32_t *words)
+static void put_qweight(const cq_qresult *r, uint32_t *qw, uint32_t *words)
 {
     int64_t nw = r->cols / 32 * r->bits;
     for (int64_t n = 0; n < r->rows; n++) {
-        for (int64_t k = 0; k < r->cols; k++)
-            vals[k] = r->q[n * r->cols + k];
-        cq_bits_pack(vals, r->cols, r->bits, words);
+        cq_bits_pack_u8(r->q + n * r->cols, r->cols, r->bits, words);
         for (int64_t w = 0; w < nw; w++)
             qw[w * r->rows + n] = words[w];
     }
@@ -84,7 +82,7 @@ static int gptq_fill(const cq_qresult *r, cq_packed *out, cq_error *err)
         free(words);
         return cq_errorf(err, CQ_E_NOMEM, "gptq: cannot allocate scratch");
     }
-    put_qweight(r, out[0].data, vals, words);
+    put_qweight(r, out[0].data, words);
     unsigned minus = r->sym ? 1 : 0; /* v1 stores zero - 1; sym zeros are 2^(b-1) >= 1 */
     uint32_t *qz = out[1].data;
     uint16_t *sc = out[2].data;

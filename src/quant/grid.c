@@ -57,6 +57,12 @@ void cq_grid_fit(const cq_grid *g, const float *x, int64_t n, float *scale, floa
 {
     float xmin, xmax;
     minmax(x, n, &xmin, &xmax);
+    cq_grid_fit_range(g, x, n, xmin, xmax, scale, zero);
+}
+
+void cq_grid_fit_range(const cq_grid *g, const float *x, int64_t n, float xmin, float xmax,
+                       float *scale, float *zero)
+{
     if (g->sym) {
         float a = fabsf(xmin);
         xmax = a > xmax ? a : xmax;

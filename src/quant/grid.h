@@ -21,6 +21,11 @@ void cq_grid_init(cq_grid *g, int bits, bool sym, bool mse);
 /* Fit one row: x[0..n) -> *scale, *zero (zero is integral, stored as float like torch). */
 void cq_grid_fit(const cq_grid *g, const float *x, int64_t n, float *scale, float *zero);
 
+/* The same fit given the row's min and max (as minmax computes them, zero included: lo <= 0 <= hi).
+ * x is read only by the MSE search. */
+void cq_grid_fit_range(const cq_grid *g, const float *x, int64_t n, float lo, float hi,
+                       float *scale, float *zero);
+
 /* Fit rows [0, rows) of the slice starting at w (row stride ld, n columns). */
 void cq_grid_fit_rows(const cq_grid *g, const float *w, int64_t ld, int64_t rows, int64_t n,
                       float *scale, float *zero);

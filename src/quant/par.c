@@ -22,9 +22,21 @@ static void *trampoline(void *arg)
     return NULL;
 }
 
+/* sysconf(_SC_NPROCESSORS_ONLN) reads /sys on every call; ask once. */
+static long online_cpus(void)
+{
+    static long n;
+    long v = __atomic_load_n(&n, __ATOMIC_RELAXED);
+    if (v <= 0) {
+        v = sysconf(_SC_NPROCESSORS_ONLN);
+        __atomic_store_n(&n, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 int cq_par_workers(int threads, int64_t rows)
 {
-    long n = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    long n = threads > 0 ? threads : online_cpus();
     if (n < 1)
         n = 1;
     if (n > 256)
@@ -32,6 +44,18 @@ int cq_par_workers(int threads, int64_t rows)
     if (n > rows)
         n = rows > 0 ? (long)rows : 1;
     return (int)n;
+}
+
+int cq_par_workers_for(int threads, int64_t rows, int64_t row_len)
+{
+    enum { MIN_WORK = 1 << 21 };
+    int n = cq_par_workers(threads, rows);
+    if (threads > 0)
+        return n; /* asked for: honoured (tests rely on it to split small matrices) */
+    int64_t total = rows * (row_len > 0 ? row_len : 1);
+    if (total / MIN_WORK < n)
+        n = total / MIN_WORK > 1 ? (int)(total / MIN_WORK) : 1;
+    return n;
 }
 
 void cq_par_rows(int workers, int64_t rows, cq_rows_fn fn, void *ctx)

@@ -1,7 +1,9 @@
 /* Round-to-nearest on the min-max grid (notes §B.4), per row (group_size -1) or per group of
- * consecutive input columns. Rows are independent, so they are split across threads. */
+ * consecutive input columns. Rows are independent, so they are split across threads; the
+ * inner loops are the kernels of kernels.h (AVX2 where the CPU has it, same bytes). */
 #include "cquant/quant.h"
 #include "quant/grid.h"
+#include "quant/kernels.h"
 #include "quant/par.h"
 
 #include <math.h>
@@ -11,22 +13,28 @@ typedef struct rtn_ctx {
     const float *w;
     int64_t cols, gsize;
     cq_qresult *out;
+    int bad_row; /* set (any worker) when a row holds NaN/Inf; the caller then names it */
 } rtn_ctx;
 
+/* One pass per row: finiteness, then per group min/max, fit and codes, while the row is in L1. */
 static void rtn_rows(void *p, int64_t r0, int64_t r1, int worker)
 {
     rtn_ctx *c = p;
     cq_qresult *o = c->out;
     for (int64_t r = r0; r < r1; r++) {
         const float *row = c->w + r * c->cols;
+        if (!cq_k_all_finite(row, c->cols)) {
+            __atomic_store_n(&c->bad_row, 1, __ATOMIC_RELAXED);
+            return;
+        }
         for (int64_t g = 0; g < o->n_groups; g++) {
             int64_t c0 = g * c->gsize, n = c->cols - c0 < c->gsize ? c->cols - c0 : c->gsize;
-            float s, z;
-            cq_grid_fit(c->grid, row + c0, n, &s, &z);
+            float s, z, lo, hi;
+            cq_k_minmax(row + c0, n, &lo, &hi);
+            cq_grid_fit_range(c->grid, row + c0, n, lo, hi, &s, &z);
             o->scale[g * o->rows + r] = s;
             o->zero[g * o->rows + r] = (uint8_t)z;
-            for (int64_t k = c0; k < c0 + n; k++)
-                o->q[r * c->cols + k] = (uint8_t)cq_grid_code(row[k], s, z, c->grid->maxq);
+            cq_k_codes(row + c0, n, s, z, c->grid->maxq, o->q + r * c->cols + c0);
         }
     }
 }
@@ -39,17 +47,20 @@ int cq_rtn_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t
         rc = cq_qresult_alloc(out, rows, cols, cfg, err);
     if (rc != CQ_OK)
         return rc;
-    if ((rc = cq_check_finite(w, rows * cols, err)) != CQ_OK) {
-        cq_qresult_release(out);
-        return rc;
-    }
     cq_grid grid;
     cq_grid_init(&grid, cfg->bits, cfg->sym, cfg->mse);
     int64_t gsize = cfg->group_size == -1 ? cols : cfg->group_size;
     for (int64_t k = 0; k < cols; k++)
         out->g_idx[k] = (int32_t)(k / gsize);
-    rtn_ctx ctx = {&grid, w, cols, gsize, out};
-    cq_par_rows(cq_par_workers(cfg->threads, rows), rows, rtn_rows, &ctx);
+    rtn_ctx ctx = {&grid, w, cols, gsize, out, 0};
+    /* Rows are independent and each is written by one worker: the bytes do not depend on
+     * the number of workers. */
+    cq_par_rows(cq_par_workers_for(cfg->threads, rows, cols), rows, rtn_rows, &ctx);
+    if (ctx.bad_row) {
+        rc = cq_check_finite(w, rows * cols, err); /* finds and names the first bad value */
+        cq_qresult_release(out);
+        return rc != CQ_OK ? rc : cq_errorf(err, CQ_E_INTERNAL, "non-finite row not found");
+    }
     return CQ_OK;
 }
 
@@ -63,5 +74,6 @@ const cq_quantizer cq_quantizer_rtn = {
     .name = "rtn",
     .summary = "round to nearest on the min-max grid, per row or per group",
     .needs = 0,
+    .keeps_w = true,
     .run = rtn_run,
 };

@@ -78,6 +78,31 @@ CQ_TEST(bf16_all_patterns)
     CQ_CHECK_EQ_INT(bad, 0);
 }
 
+CQ_TEST(bf16_bulk_conversion_all_patterns)
+{
+    /* cq_convert_to_f32 on every pattern, from odd starting points and lengths (vector body
+     * plus scalar tail, unaligned input): each output is the pattern shifted up 16 bits. */
+    static uint16_t in[65536 + 16];
+    static float out[65536 + 16];
+    for (uint32_t h = 0; h < 65536 + 16; h++)
+        in[h] = (uint16_t)(h * 40503u + 7u);
+    int bad = 0;
+    static const size_t starts[] = {0, 1, 3, 7}, lens[] = {65536, 65535, 13, 8, 1, 0};
+    for (size_t a = 0; a < 4; a++)
+        for (size_t l = 0; l < 6; l++) {
+            size_t st = starts[a], n = lens[l];
+            memset(out, 0xAB, sizeof out);
+            cq_convert_to_f32(CQ_DT_BF16, in + st, out + st, n);
+            for (size_t i = 0; i < 65536 + 16; i++) {
+                uint32_t got;
+                memcpy(&got, &out[i], 4);
+                uint32_t want = i >= st && i < st + n ? (uint32_t)in[i] << 16 : 0xABABABABu;
+                bad += got != want;
+            }
+        }
+    CQ_CHECK_EQ_INT(bad, 0);
+}
+
 /* Nearest-even rounding to f16 checked against exhaustive search over neighbours in double. */
 CQ_TEST(f32_to_f16_rounding)
 {

@@ -41,6 +41,7 @@ CQ_TEST(bits_match_naive_all_widths_and_lengths)
     enum { MAXN = 700 };
     uint32_t *v = malloc(MAXN * 4), *got = malloc((MAXN + 8) * 4), *want = malloc(MAXN * 4);
     uint32_t *back = malloc(MAXN * 4);
+    uint8_t *v8 = malloc(MAXN);
     int bad = 0;
     for (int b = 1; b <= 8; b++)
         for (int64_t n = 0; n <= MAXN; n += (n < 100 ? 1 : 37)) {
@@ -57,6 +58,16 @@ CQ_TEST(bits_match_naive_all_widths_and_lengths)
                 if (bad++ < 3)
                     fprintf(stderr, "pack b=%d n=%lld differs\n", b, (long long)n);
             }
+            /* the byte-input version: same words, same sentinel, wide bytes masked to b bits */
+            for (int64_t i = 0; i < n; i++)
+                v8[i] = (uint8_t)(v[i] | (rnd() & 0xFFu & ~((1u << b) - 1)));
+            for (int i = 0; i < nw + 8; i++)
+                got[i] = 0xA5A5A5A5u;
+            cq_bits_pack_u8(v8, n, b, got);
+            if (memcmp(got, want, (size_t)nw * 4) != 0 || got[nw] != 0xA5A5A5A5u) {
+                if (bad++ < 3)
+                    fprintf(stderr, "pack_u8 b=%d n=%lld differs\n", b, (long long)n);
+            }
             cq_bits_unpack(want, n, b, back);
             for (int64_t i = 0; i < n; i++)
                 if (back[i] != v[i] || back[i] != naive_get(want, i, b)) {
@@ -67,7 +78,7 @@ CQ_TEST(bits_match_naive_all_widths_and_lengths)
                 }
         }
     CQ_CHECK_EQ_INT(bad, 0);
-    free(v), free(got), free(want), free(back);
+    free(v), free(got), free(want), free(back), free(v8);
 }
 
 CQ_TEST(bits_masks_wide_values)

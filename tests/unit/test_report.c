@@ -1,6 +1,11 @@
 /* Report metrics against closed forms, totals weighting, JSON shape, NaN as null. */
 #include "cq_test.h"
 #include "cquant/report.h"
+#include "cquant/sha256.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <string.h>
 
@@ -61,4 +66,62 @@ CQ_TEST(totals_and_json)
     CQ_CHECK_EQ_INT(cq_report_write(r, path, false, &e2), CQ_E_EXISTS);
     cq_report_free(r);
     cq_report_free(NULL);
+}
+
+static void hash_file_case(const char *dir, size_t len)
+{
+    /* A file of len pseudo-random bytes: cq_report_hash_file (mapped windows) against the
+     * one-shot digest of the same bytes in memory. */
+    char path[600];
+    snprintf(path, sizeof path, "%.500s/hash_%zu.bin", dir, len);
+    unsigned char *buf = malloc(len ? len : 1);
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        buf[i] = (unsigned char)x;
+    }
+    FILE *f = fopen(path, "wb");
+    CQ_CHECK(f != NULL);
+    if (!f) {
+        free(buf);
+        return;
+    }
+    CQ_CHECK(fwrite(buf, 1, len, f) == len);
+    fclose(f);
+    uint8_t d[32];
+    int64_t size = -1;
+    char got[65], want[65];
+    cq_error err = CQ_ERROR_INIT;
+    CQ_CHECK_OK(cq_report_hash_file(path, d, &size, &err), &err);
+    cq_sha256_to_hex(d, got);
+    cq_sha256_hex(buf, len, want);
+    CQ_CHECK_EQ_INT(size, (int64_t)len);
+    if (strcmp(got, want) != 0)
+        CQ_FAIL("hash of a %zu-byte file: %s, in memory %s", len, got, want);
+    remove(path);
+    free(buf);
+}
+
+CQ_TEST(hash_file_windows_and_fallback)
+{
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/cq_test_report_XXXXXX", tmp);
+    CQ_CHECK(mkdtemp(dir) != NULL);
+    /* empty, small, and sizes around the 2 MB mapping window and its multiples */
+    static const size_t lens[] = {0, 3, 4096, (2u << 20) - 1, 2u << 20, (2u << 20) + 5,
+                                  (6u << 20) + 4097};
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++)
+        hash_file_case(dir, lens[i]);
+    rmdir(dir);
+    /* not a regular file: read, not mapped (/dev/null is empty: FIPS 180-4 empty digest) */
+    uint8_t d[32];
+    int64_t size = -1;
+    char hex[65];
+    cq_error err = CQ_ERROR_INIT;
+    CQ_CHECK_OK(cq_report_hash_file("/dev/null", d, &size, &err), &err);
+    cq_sha256_to_hex(d, hex);
+    CQ_CHECK(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
+    CQ_CHECK_EQ_INT(size, 0);
+    CQ_CHECK_EQ_INT(cq_report_hash_file("/nonexistent/x", d, &size, &err), CQ_E_IO);
 }
