@@ -28,7 +28,9 @@ run_case() {
         ok
     fi
     if [ "$want" -ne 0 ]; then
-        [ "$lines" -eq 1 ] && ok || { fail "$name: $lines stderr lines"; head -5 "$T/err" >&2; }
+        local want_lines=1
+        [ "$want" -eq 2 ] && want_lines=2 # usage errors add "see 'cquant CMD --help'"
+        [ "$lines" -eq "$want_lines" ] && ok || { fail "$name: $lines stderr lines"; head -5 "$T/err" >&2; }
         grep -Eq -- "^cquant: error: .*$rx" "$T/err" && ok ||
             fail "$name: stderr '$(head -c 300 "$T/err")' does not match /$rx/"
         [ ! -e "$O/o" ] && ok || fail "$name: output left at -o"
@@ -125,6 +127,15 @@ for kind in zero const; do
             fail "degenerate $kind $sym: dequant gives $v0, $v1 (want $want)"
     done
 done
+
+# ---- resource limits: --max-memory is checked against the plan before anything is created ----
+# The plan for the base model: fixed 16 MiB + the largest tensor in flight (gate/up 128x64 F32:
+# mapped 32 KiB + working buffers about 9 bytes per element), so 16 MiB is below it and 17 above.
+run_case max_memory_low 6 "planned peak memory 16\.[0-9] MiB \(tensor '.*'\) exceeds --max-memory 16\.0 MiB" \
+    "$CQ_BIN" -q rtn -g 32 --max-memory 16MiB "$T/h/base" -o "$O/o"
+run_case max_memory_ok 0 "" "$CQ_BIN" -q rtn -g 32 --max-memory 17MiB "$T/h/base" -o "$O/o"
+run_case max_memory_bad 2 "--max-memory" "$CQ_BIN" -q rtn --max-memory 12Q "$T/h/base" -o "$O/o"
+tail -1 "$T/err" | grep -q "see 'cquant rtn --help'" && ok || fail "usage error without the help hint"
 
 echo "hostile: $N generated cases x 3 commands + $DQ corrupted quantized checkpoints, $RUNS runs"
 finish
