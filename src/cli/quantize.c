@@ -13,6 +13,7 @@
 #include "cquant/select.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -538,12 +539,19 @@ done:
 
 static int copy_file(const char *src, const char *dst, cq_error *err)
 {
-    FILE *in = fopen(src, "rb"), *out = NULL;
+    FILE *in = NULL, *out = NULL;
     char buf[1 << 14];
     size_t n;
     int rc = CQ_OK;
-    if (!in)
+    /* O_NONBLOCK + S_ISREG: a FIFO or device in the input folder must not block or stream. */
+    int fd = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
         return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", src);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(in = fdopen(fd, "rb"))) {
+        close(fd);
+        return cq_errorf(err, CQ_E_IO, "'%s': not a regular file", src);
+    }
     if (!(out = fopen(dst, "wb"))) {
         rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create", dst);
         goto done;
