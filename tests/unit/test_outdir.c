@@ -206,6 +206,7 @@ CQ_TEST(killed_in_commit)
     CQ_CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
     CQ_CHECK_EQ_INT(cq_outdir_begin(&o, fin, 0, &err), CQ_E_EXISTS);
     CQ_CHECK(strstr(err.msg, "being committed") != NULL);
+    cq_outdir_abort(&o); /* a failed begin is released by abort (it holds no lock) */
     CQ_CHECK(has(tmp, "model.safetensors", "complete") && exists(side));
     close(fd);
     /* its owner died: a resume run takes the folder over with the lock moved back in */
