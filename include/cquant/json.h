@@ -32,6 +32,10 @@ int cq_json_check_text(const char *text, size_t len, size_t *bad_off, const char
  * U+10FFFF), else 0. */
 int cq_utf8_valid(const char *s, size_t n);
 
+/* Replace control bytes in ERR's message with '?': names taken from files may hold newlines,
+ * and messages must stay one line. */
+void cq_error_printable(cq_error *err);
+
 /* 1 when OBJ is an object holding KEY (case-sensitive), else 0. */
 int cq_json_has(const cJSON *obj, const char *key);
 /* Each getter fails with CQ_E_FORMAT when OBJ is not an object, KEY is missing or repeated, or

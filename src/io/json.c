@@ -76,6 +76,15 @@ int cq_json_check_text(const char *text, size_t len, size_t *bad_off, const char
     return 0;
 }
 
+void cq_error_printable(cq_error *err)
+{
+    if (!err)
+        return;
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 int cq_json_parse(cJSON **out, const char *text, size_t len, const char *what, cq_error *err)
 {
     size_t off;
@@ -171,6 +180,7 @@ int cq_json_check_unique(const cJSON *obj, const char *what, cq_error *err)
         if (strcmp(keys[i - 1], keys[i]) == 0)
             rc = cq_errorf(err, CQ_E_FORMAT, "'%s': duplicate key '%s'", what, keys[i]);
     free(keys);
+    cq_error_printable(err);
     return rc;
 }
 

@@ -502,6 +502,7 @@ int cq_st_open(cq_st_model **out, const char *path, cq_error *err)
     if (rc == CQ_OK && !m->by_name)
         rc = st_index_names(m, err);
     if (rc != CQ_OK) {
+        cq_error_printable(err);
         cq_st_close(m);
         return rc;
     }
@@ -527,6 +528,7 @@ int cq_st_open_buffer(cq_st_model **out, const void *data, size_t len, const cha
     if (rc == CQ_OK)
         rc = st_index_names(m, err);
     if (rc != CQ_OK) {
+        cq_error_printable(err);
         cq_st_close(m);
         return rc;
     }

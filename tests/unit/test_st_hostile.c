@@ -56,6 +56,8 @@ static const hcase cases[] = {
     {"{} x", 0, CQ_E_FORMAT, NULL, "after the JSON value"},
     {"{\"a\\u0000b\":{}}", 0, CQ_E_FORMAT, NULL, "u0000"},
     {"{\"a\tb\":{}}", 0, CQ_E_FORMAT, NULL, "control byte"},
+    /* an escaped newline in a name: the message must stay one line (found by the fuzzer) */
+    {"{\"a\\u000ab\":1}", 0, CQ_E_FORMAT, "'a?b'", "expected an object"},
     {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4, CQ_E_FORMAT, NULL,
      "not valid JSON"},
     /* tensor entries with wrong types */
