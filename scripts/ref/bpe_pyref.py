@@ -4,8 +4,9 @@ style of OpenAI's GPT-2 encoder.py: GPT-2 regex split, bytes_to_unicode, repeate
 lowest-ranked pair. It handles tokenizer.json files with a ByteLevel pre-tokenizer, no
 normalizer, and added tokens only as whole-text specials (none occur in WikiText).
 
-Usage: bpe_pyref.py TOKENIZER_DIR TEXT_FILE [OUT.bin]
-Prints: count, sha256 of the ids as little-endian int32, and the first 16 ids.
+Usage: bpe_pyref.py TOKENIZER_DIR TEXT_FILE [PROBES.json]
+Prints one JSON object: count, sha256 of the ids as little-endian int32, the first 16 ids, and
+the ids of each probe string (added tokens split out first, longest match).
 """
 import hashlib
 import json
@@ -30,8 +31,7 @@ def bytes_to_unicode():
     return dict(zip(bs, [chr(c) for c in cs]))
 
 
-def main():
-    tj = json.load(open(sys.argv[1] + "/tokenizer.json", encoding="utf-8"))
+def make_encoder(tj):
     m = tj["model"]
     vocab = m["vocab"]
     ranks = {}
@@ -39,34 +39,59 @@ def main():
         a, b = mg.split(" ", 1) if isinstance(mg, str) else mg
         ranks[(a, b)] = i
     b2u = bytes_to_unicode()
+    added = {t["content"]: t["id"] for t in tj.get("added_tokens") or []}
+    added_re = regex.compile("|".join(regex.escape(a) for a in sorted(added, key=len, reverse=True))) \
+        if added else None
+    cache = {}
+
+    def bpe(w):
+        word = [b2u[b] for b in w.encode("utf-8")]
+        while len(word) > 1:
+            best = min((ranks.get((word[i], word[i + 1]), 1 << 60), i) for i in range(len(word) - 1))
+            if best[0] == 1 << 60:
+                break
+            bp = (word[best[1]], word[best[1] + 1])
+            out, i = [], 0
+            while i < len(word):  # merge every occurrence of the best pair, left to right
+                if i + 1 < len(word) and (word[i], word[i + 1]) == bp:
+                    out.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            word = out
+        return [vocab[t] for t in word]
+
+    def encode_plain(text):
+        ids = []
+        for w in PAT.findall(text):
+            if w not in cache:
+                cache[w] = bpe(w)
+            ids.extend(cache[w])
+        return ids
+
+    def encode(text):
+        if not added_re:
+            return encode_plain(text)
+        ids, last = [], 0
+        for mt in added_re.finditer(text):
+            ids += encode_plain(text[last:mt.start()]) + [added[mt.group(0)]]
+            last = mt.end()
+        return ids + encode_plain(text[last:])
+
+    return encode
+
+
+def main():
+    tj = json.load(open(sys.argv[1] + "/tokenizer.json", encoding="utf-8"))
+    encode = make_encoder(tj)
     text = open(sys.argv[2], encoding="utf-8", newline="").read()
-    cache, ids = {}, []
-    for w in PAT.findall(text):
-        if w not in cache:
-            word = [b2u[b] for b in w.encode("utf-8")]
-            while len(word) > 1:
-                pairs = [(ranks.get((word[i], word[i + 1]), 1 << 60), i) for i in range(len(word) - 1)]
-                r, _ = min(pairs)
-                if r == 1 << 60:
-                    break
-                best = min(pairs)[0]
-                # merge every occurrence of the best pair, left to right
-                bp = next((word[i], word[i + 1]) for (rr, i) in pairs if rr == best)
-                out, i = [], 0
-                while i < len(word):
-                    if i + 1 < len(word) and (word[i], word[i + 1]) == bp:
-                        out.append(word[i] + word[i + 1])
-                        i += 2
-                    else:
-                        out.append(word[i])
-                        i += 1
-                word = out
-            cache[w] = [vocab[t] for t in word]
-        ids.extend(cache[w])
+    ids = encode(text)
     raw = struct.pack("<%di" % len(ids), *ids)
-    print(len(ids), hashlib.sha256(raw).hexdigest(), ids[:16])
+    rec = {"count": len(ids), "sha256": hashlib.sha256(raw).hexdigest(), "first16": ids[:16]}
     if len(sys.argv) > 3:
-        open(sys.argv[3], "wb").write(raw)
+        rec["probes"] = [encode(p) for p in json.load(open(sys.argv[3], encoding="utf-8"))]
+    print(json.dumps(rec))
 
 
 if __name__ == "__main__":
