@@ -47,7 +47,7 @@ static void fuzz_select(const cJSON *cfg)
 }
 
 #ifdef HAVE_MODEL
-static void fuzz_model_config(const uint8_t *data, size_t size)
+static void fuzz_model_config(const char *data, size_t size)
 {
     char *text = malloc(size + 1);
     if (!text)
