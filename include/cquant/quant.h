@@ -19,11 +19,17 @@ typedef struct cq_qconfig {
     bool static_groups;  /* group parameters fitted up front on original columns */
     double damp;         /* fraction of mean(diag H) added to the diagonal (default 0.01) */
     int block_size;      /* lazy-update block width (default 128) */
-    int max_damp_tries;  /* Cholesky retries, damping x10 each (default 6) */
+    int max_damp_tries;  /* Cholesky attempts in all, damping x10 after each failure (default 6) */
+    int threads;         /* worker threads for the row-parallel parts; 0 = online CPUs. Results
+                            are bit-identical for any value (rows are independent). BLAS/LAPACK
+                            threads are OpenBLAS's own (OPENBLAS_NUM_THREADS). */
 } cq_qconfig;
 
+/* bits 4, group 128, sym, no mse, no act-order, no static groups, damp 0.01, block 128,
+ * 6 damping attempts, threads 0. */
 void cq_qconfig_defaults(cq_qconfig *cfg);
-/* Check the options themselves (bits, group size, damping) before any work. */
+/* Check the options themselves (bits, group size, damping) before any work.
+ * Returns CQ_OK or CQ_E_USAGE with a message naming the option. */
 int cq_qconfig_check(const cq_qconfig *cfg, cq_error *err);
 
 /* Unpacked quantized matrix W[rows x cols] (rows = out features, cols = in features).
@@ -43,12 +49,20 @@ typedef struct cq_qresult {
     double damp_used;    /* GPTQ: final damping fraction */
     int damp_tries;      /* GPTQ: Cholesky attempts */
     int64_t dead_cols;   /* GPTQ: columns with H_ii == 0 */
+    double secs_inverse; /* GPTQ wall time: damped Cholesky + inverse factor */
+    double secs_columns; /* GPTQ wall time: in-block column loop (quantize + error feedback) */
+    double secs_update;  /* GPTQ wall time: lazy trailing updates (one sgemm per block) */
 } cq_qresult;
 
+/* Allocate the arrays of *r for a rows x cols matrix (n_groups from cfg->group_size) and zero
+ * the diagnostics. Returns CQ_OK, CQ_E_USAGE (bad dims) or CQ_E_NOMEM; on failure *r is
+ * released. The caller owns *r and frees it with cq_qresult_release. */
 int cq_qresult_alloc(cq_qresult *r, int64_t rows, int64_t cols, const cq_qconfig *cfg,
                      cq_error *err);
+/* Free the arrays and zero *r. NULL-safe; safe on a zeroed struct. */
 void cq_qresult_release(cq_qresult *r);
-/* out[rows * cols] = dequantized weights (f32). */
+/* out[rows * cols] = dequantized weights (f32), computed as the reference does:
+ * scale * (q - zero) in float32. */
 void cq_qresult_dequant(const cq_qresult *r, float *out);
 
 /* Statistics a calibrated method may need. */
@@ -70,13 +84,23 @@ typedef struct cq_quantizer {
 
 extern const cq_quantizer cq_quantizer_rtn;
 extern const cq_quantizer cq_quantizer_gptq;
+/* The quantizer called `name`, or NULL. */
 const cq_quantizer *cq_quantizer_find(const char *name);
+/* The table behind cq_quantizer_find: n entries (for --help and for tests that loop over it). */
+const cq_quantizer *const *cq_quantizer_list(int *n);
 
-/* RTN min-max (notes §B.4) per row or per group; round half to even. */
+/* RTN min-max (notes §B.4) per row or per group; round half to even; optional MSE clip search.
+ * Allocates *out (release with cq_qresult_release). Returns CQ_OK, CQ_E_USAGE, CQ_E_NUMERIC
+ * (NaN/Inf in w) or CQ_E_NOMEM; on failure *out is released. Thread-safe. */
 int cq_rtn_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t cols,
                     cq_qresult *out, cq_error *err);
-/* GPTQ (notes §E). h[cols*cols] is used as scratch (destroyed); w is modified. */
-int cq_gptq_quantize(const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols, double *h,
-                     cq_qresult *out, cq_error *err);
+/* GPTQ (notes §E). h[cols*cols] is the Hessian (row-major, symmetric) and is only read.
+ * On success w holds the fake-quantized weights Q (= cq_qresult_dequant(out)) in the original
+ * column order; on failure w is unspecified. Allocates *out as cq_rtn_quantize does.
+ * Returns CQ_OK, CQ_E_USAGE, CQ_E_NUMERIC (NaN/Inf in w or h, or H not positive definite after
+ * cfg->max_damp_tries attempts; the message names no layer: the caller prefixes it) or
+ * CQ_E_NOMEM. Thread-safe (uses cfg->threads workers plus OpenBLAS's threads). */
+int cq_gptq_quantize(const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols,
+                     const double *h, cq_qresult *out, cq_error *err);
 
 #endif

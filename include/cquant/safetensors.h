@@ -23,6 +23,7 @@ typedef struct cq_st_tensor {
     int64_t numel;
     size_t nbytes;
     const void *data;  /* mmap'd, read-only, little-endian; any alignment */
+    int mapped;        /* 1 when data lies in a file mapping (cq_st_release acts) */
 } cq_st_tensor;
 
 typedef struct cq_st_model cq_st_model;
@@ -30,6 +31,10 @@ typedef struct cq_st_model cq_st_model;
 /* Open PATH: a .safetensors file, or a folder holding model.safetensors.index.json or exactly
  * one *.safetensors file. Maps the files; reads only headers. Caller owns *out. */
 int cq_st_open(cq_st_model **out, const char *path, cq_error *err);
+/* Validate and open a safetensors image held in memory (DATA must outlive the model; NAME is
+ * used in messages). For tests and fuzzing; cq_st_release does nothing on it. */
+int cq_st_open_buffer(cq_st_model **out, const void *data, size_t len, const char *name,
+                      cq_error *err);
 void cq_st_close(cq_st_model *m);
 
 /* The folder that holds the checkpoint (config.json, tokenizer...): borrowed. */

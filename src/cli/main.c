@@ -1,2 +1,186 @@
+/* cquant entry point: the command table, global flags, and the one place where a status
+ * becomes a printed error and an exit code (docs/cli.md lists the codes). */
+#include "cli.h"
+
+#include "cquant/log.h"
+#include "cquant/outdir.h"
+
 #include <stdio.h>
-int main(void) { puts("cquant"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+static int cmd_help(cq_cli *cli, int argc, char **argv, cq_error *err);
+
+static const cq_command commands[] = {
+    {"inspect", cmd_inspect, "list the tensors, totals and quantization of a checkpoint"},
+    {"rtn", cmd_quant, "quantize with round-to-nearest (min-max, no calibration)"},
+    {"dequant", cmd_dequant, "unpack a quantized checkpoint back to float"},
+    {"help", cmd_help, "show help for a command"},
+};
+#define N_COMMANDS (sizeof commands / sizeof *commands)
+
+static const cq_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+static void main_help(FILE *f)
+{
+    fprintf(f, "usage: cquant [-q|-v] [--version] [--help] <command> [options] [args]\n\n"
+               "Quantize Hugging Face safetensors checkpoints (RTN; GPTQ/AWQ layouts).\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "    %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nexit codes: 0 ok, 1 internal, 2 usage, 3 I/O, 4 bad or unsupported input,\n"
+               "            5 numeric, 6 out of memory, 7 output exists, 130 interrupted\n"
+               "\nSee 'cquant help <command>' or 'cquant <command> --help'.\n");
+}
+
+int cli_parse(cq_cli *cli, const cq_option *opts, const char *usage, const char *summary,
+              int argc, char **argv, cq_error *err)
+{
+    int n = cq_opts_parse(opts, argc, argv, err);
+    if (n < 0)
+        return n;
+    if (cli->common.quiet)
+        cq_log_set_level(CQ_LOG_QUIET);
+    else if (cli->common.verbose)
+        cq_log_set_level(CQ_LOG_DEBUG);
+    if (cli->common.help) {
+        cq_opts_help(stdout, usage, summary, opts);
+        cli->help_shown = true;
+    }
+    return n;
+}
+
+int cli_expect_args(int got, int want, const char *what, cq_error *err)
+{
+    if (got < want)
+        return cq_errorf(err, CQ_E_USAGE, "missing argument: %s", what);
+    if (got > want)
+        return cq_errorf(err, CQ_E_USAGE, "too many arguments (expected %s)", what);
+    return CQ_OK;
+}
+
+/* "cquant help CMD" runs "cquant CMD --help". */
+static int cmd_help(cq_cli *cli, int argc, char **argv, cq_error *err)
+{
+    if (argc < 2) {
+        main_help(stdout);
+        cli->help_shown = true;
+        return CQ_OK;
+    }
+    const cq_command *c = find_command(argv[1]);
+    if (!c)
+        return cq_errorf(err, CQ_E_USAGE, "'%s' is not a cquant command", argv[1]);
+    char *hargv[] = {argv[1], "--help", NULL};
+    cli->cmd = c->name;
+    return c->fn(cli, 2, hargv, err);
+}
+
+/* Flags before the command: -q, -v, --version, --help. Returns the index of the command. */
+static int global_flags(int argc, char **argv, cq_cli *cli, int *done)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--version")) {
+            printf("cquant %s\n", CQ_VERSION);
+            *done = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            main_help(stdout);
+            *done = 1;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            cli->common.quiet = true;
+            cq_log_set_level(CQ_LOG_QUIET);
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            cli->common.verbose++;
+            cq_log_set_level(CQ_LOG_DEBUG);
+        } else {
+            return -i;
+        }
+        if (*done)
+            return i;
+    }
+    return i;
+}
+
+static int report_failure(const cq_cli *cli, const cq_error *err)
+{
+    int code = err->code ? err->code : CQ_E_INTERNAL;
+    cq_progress_end();
+    fprintf(stderr, "cquant: error: %s\n", err->msg[0] ? err->msg : cq_status_name(code));
+    if (code == CQ_E_USAGE && cli->cmd)
+        fprintf(stderr, "see 'cquant %s --help'\n", cli->cmd);
+    else if (code == CQ_E_USAGE)
+        fprintf(stderr, "see 'cquant --help'\n");
+    if (cli->common.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "ok", 0);
+        cJSON_AddStringToObject(o, "status", cq_status_name(code));
+        cJSON_AddNumberToObject(o, "exit_code", cq_exit_code(code));
+        cJSON_AddStringToObject(o, "error", err->msg);
+        char *s = cJSON_Print(o);
+        if (s)
+            puts(s);
+        free(s);
+        cJSON_Delete(o);
+    }
+    return cq_exit_code(code);
+}
+
+static int print_json(cq_cli *cli)
+{
+    if (!cli->common.json || !cli->json)
+        return CQ_EXIT_OK;
+    cJSON_AddBoolToObject(cli->json, "ok", 1);
+    char *s = cJSON_Print(cli->json);
+    if (!s)
+        return CQ_EXIT_NOMEM;
+    puts(s);
+    free(s);
+    return CQ_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    cq_cli cli = {0};
+    cq_error err = CQ_ERROR_INIT;
+    int done = 0, rc;
+    int i = global_flags(argc, argv, &cli, &done);
+    if (done)
+        return CQ_EXIT_OK;
+    if (i < 0) {
+        cq_errorf(&err, CQ_E_USAGE, "unknown option '%s'", argv[-i]);
+        return report_failure(&cli, &err);
+    }
+    if (i >= argc) {
+        main_help(stderr);
+        return CQ_EXIT_USAGE;
+    }
+    const cq_command *c = find_command(argv[i]);
+    if (!c) {
+        cq_errorf(&err, CQ_E_USAGE, "'%s' is not a cquant command", argv[i]);
+        return report_failure(&cli, &err);
+    }
+    cli.cmd = c->name;
+    cli.full_argc = argc;
+    cli.full_argv = argv;
+    /* Option parsing reorders its argv; give it a copy so the report sees the real line. */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args)
+        return CQ_EXIT_NOMEM;
+    memcpy(args, argv + i, (size_t)(argc - i) * sizeof *args);
+    cq_signals_install();
+    rc = c->fn(&cli, argc - i, args, &err);
+    free(args);
+    if (rc == CQ_OK && !cli.help_shown)
+        rc = print_json(&cli);
+    else if (rc != CQ_OK)
+        rc = report_failure(&cli, &err);
+    cJSON_Delete(cli.json);
+    return rc;
+}

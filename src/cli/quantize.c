@@ -1,0 +1,554 @@
+/* Quantization driver (see quantize.h). One tensor is in flight at a time: its pages are
+ * dropped (cq_st_release) as soon as it is written, so RSS stays near one layer, not the model. */
+#include "quantize.h"
+
+#include "cquant/checked.h"
+#include "cquant/dtype.h"
+#include "cquant/json.h"
+#include "cquant/log.h"
+#include "cquant/outdir.h"
+#include "cquant/report.h"
+#include "cquant/safetensors.h"
+#include "cquant/select.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { ACT_COPY, ACT_QUANT, ACT_SKIP };
+
+typedef struct plan_item {
+    const cq_st_tensor *t;
+    int action;
+    char reason[sizeof(((cq_error *)0)->msg)];
+} plan_item;
+
+/* Input hashes for the report are computed on a second thread while the main one quantizes:
+ * sha256 of the shards is otherwise the largest single cost of an RTN run (a full extra pass
+ * over the input). */
+typedef struct hasher {
+    pthread_t thread;
+    bool started;
+    const cq_st_model *m;
+    uint8_t (*digest)[32];
+    int64_t *bytes;
+    cq_error err;
+    int rc;
+} hasher;
+
+typedef struct run_state {
+    const cq_quant_job *job;
+    cq_st_model *m;
+    cJSON *config;         /* the input's config.json, or NULL */
+    plan_item *items;
+    size_t n_items;
+    cq_outdir od;
+    cq_st_writer *w;
+    cq_report *report;
+    cq_quant_summary *sum;
+    double t0;
+    hasher hash;
+} run_state;
+
+static void *hash_main(void *arg)
+{
+    hasher *h = arg;
+    h->rc = CQ_OK;
+    for (size_t i = 0; i < cq_st_shard_count(h->m) && h->rc == CQ_OK; i++)
+        h->rc = cq_report_hash_file(cq_st_shard_path(h->m, i), h->digest[i], &h->bytes[i],
+                                    &h->err);
+    return NULL;
+}
+
+static int hasher_start(hasher *h, const cq_st_model *m, cq_error *err)
+{
+    size_t n = cq_st_shard_count(m);
+    h->m = m;
+    h->err = (cq_error)CQ_ERROR_INIT;
+    h->digest = calloc(n ? n : 1, sizeof *h->digest);
+    h->bytes = calloc(n ? n : 1, sizeof *h->bytes);
+    if (!h->digest || !h->bytes)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    if (pthread_create(&h->thread, NULL, hash_main, h) != 0) {
+        hash_main(h); /* no thread: hash inline */
+        return CQ_OK;
+    }
+    h->started = true;
+    return CQ_OK;
+}
+
+/* Wait for the hashes (NULL-safe on a never-started hasher) and free them. */
+static int hasher_finish(hasher *h, cq_report *r, cq_error *err)
+{
+    int rc = CQ_OK;
+    if (h->started)
+        pthread_join(h->thread, NULL);
+    h->started = false;
+    if (r && h->digest && h->rc != CQ_OK)
+        rc = cq_errorf(err, h->rc, "%s", h->err.msg);
+    for (size_t i = 0; r && h->digest && rc == CQ_OK && i < cq_st_shard_count(h->m); i++)
+        rc = cq_report_add_input_digest(r, cq_st_shard_path(h->m, i), h->bytes[i],
+                                        h->digest[i], err);
+    free(h->digest);
+    free(h->bytes);
+    h->digest = NULL;
+    h->bytes = NULL;
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* "<dir>/<name>" with a length check: paths come from the user. */
+static int join(char *buf, size_t n, const char *dir, const char *name, cq_error *err)
+{
+    if ((size_t)snprintf(buf, n, "%s/%s", dir, name) >= n)
+        return cq_errorf(err, CQ_E_USAGE, "'%s/%s': path too long", dir, name);
+    return CQ_OK;
+}
+
+void cq_quant_default_out(const cq_quant_job *job, char *buf, size_t n)
+{
+    char base[4096];
+    struct stat st;
+    snprintf(base, sizeof base, "%s", job->model);
+    size_t len = strlen(base);
+    while (len > 1 && base[len - 1] == '/')
+        base[--len] = 0;
+    /* A single file names its folder's checkpoint: put the output beside that folder. */
+    if (stat(base, &st) == 0 && S_ISREG(st.st_mode)) {
+        char *slash = strrchr(base, '/');
+        if (slash && slash != base)
+            *slash = 0;
+        else
+            snprintf(base, sizeof base, "model");
+    }
+    char grp[32] = "";
+    if (job->q.group_size > 0)
+        snprintf(grp, sizeof grp, "g%d", job->q.group_size);
+    snprintf(buf, n, "%s-%s-w%d%s%s%s%s", base, job->quantizer->name, job->q.bits, grp,
+             job->q.sym ? "" : "-asym", strcmp(job->layout->name, "gptq") ? "-" : "",
+             strcmp(job->layout->name, "gptq") ? job->layout->name : "");
+}
+
+static int load_config(run_state *s, cq_error *err)
+{
+    char path[4096];
+    int rc = join(path, sizeof path, cq_st_dir(s->m), "config.json", err);
+    if (rc != CQ_OK)
+        return rc;
+    if (access(path, F_OK) != 0) {
+        cq_warn("'%s': no config.json; using the generic Linear rule", cq_st_dir(s->m));
+        return CQ_OK;
+    }
+    if ((rc = cq_json_load(&s->config, path, err)) != CQ_OK)
+        return rc;
+    if (cJSON_GetObjectItemCaseSensitive(s->config, "quantization_config"))
+        return cq_errorf(err, CQ_E_UNSUPPORTED,
+                         "'%s': already quantized (config.json has quantization_config)", path);
+    return CQ_OK;
+}
+
+/* Decide each tensor's fate: copy, quantize, or (shape the layout cannot hold) skip. */
+static int make_plan(run_state *s, cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    cq_select sel;
+    int rc = cq_select_init(&sel, s->config, job->include.items, job->include.n,
+                            job->exclude.items, job->exclude.n, err);
+    if (rc != CQ_OK)
+        return rc;
+    s->n_items = cq_st_count(s->m);
+    s->items = calloc(s->n_items ? s->n_items : 1, sizeof *s->items);
+    if (!s->items)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory planning %zu tensors", s->n_items);
+    for (size_t i = 0; i < s->n_items; i++) {
+        plan_item *it = &s->items[i];
+        it->t = cq_st_at(s->m, i);
+        it->action = ACT_COPY;
+        if (!cq_select_tensor(&sel, it->t->name, it->t->dtype, it->t->ndim))
+            continue;
+        cq_error why = CQ_ERROR_INIT;
+        if (job->layout->check(&job->q, it->t->shape[0], it->t->shape[1], &why) == CQ_OK) {
+            it->action = ACT_QUANT;
+            continue;
+        }
+        if (job->strict)
+            return cq_errorf(err, why.code, "tensor '%s': %s (--strict)", it->t->name, why.msg);
+        it->action = ACT_SKIP;
+        snprintf(it->reason, sizeof it->reason, "%s", why.msg);
+        cq_warn("tensor '%s' %lldx%lld: %s; kept in %s", it->t->name,
+                (long long)it->t->shape[0], (long long)it->t->shape[1], why.msg,
+                cq_dtype_info(it->t->dtype)->name);
+    }
+    return CQ_OK;
+}
+
+/* "<module>.weight" -> "<module>.<suffix>" */
+static void packed_name(char *buf, size_t n, const char *weight_name, const char *suffix)
+{
+    size_t len = strlen(weight_name);
+    snprintf(buf, n, "%.*s.%s", (int)(len - 7), weight_name, suffix);
+}
+
+static int plan_writer(run_state *s, cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    int rc = CQ_OK;
+    for (size_t i = 0; i < s->n_items && rc == CQ_OK; i++) {
+        const cq_st_tensor *t = s->items[i].t;
+        if (s->items[i].action != ACT_QUANT) {
+            rc = cq_st_writer_add(s->w, t->name, t->dtype, t->ndim, t->shape, err);
+            continue;
+        }
+        cq_packed p[CQ_PACK_MAX_TENSORS];
+        int np = 0;
+        rc = job->layout->plan(&job->q, t->shape[0], t->shape[1], p, &np, err);
+        for (int k = 0; k < np && rc == CQ_OK; k++) {
+            char name[1024];
+            packed_name(name, sizeof name, t->name, p[k].suffix);
+            rc = cq_st_writer_add(s->w, name, p[k].dtype, p[k].ndim, p[k].shape, err);
+        }
+    }
+    return rc;
+}
+
+static int write_packed(run_state *s, const char *weight_name, cq_packed *p, int np,
+                        cq_error *err)
+{
+    int rc = CQ_OK;
+    for (int k = 0; k < np && rc == CQ_OK; k++) {
+        char name[1024];
+        packed_name(name, sizeof name, weight_name, p[k].suffix);
+        rc = cq_st_writer_write(s->w, name, p[k].data, p[k].nbytes, err);
+    }
+    return rc;
+}
+
+/* read f32 -> quantize -> measure error -> pack -> write. */
+static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    size_t nb;
+    float *w = NULL, *wq = NULL;
+    cq_qresult qr = {0};
+    cq_packed p[CQ_PACK_MAX_TENSORS];
+    int np = 0, rc;
+    double t0 = now_s();
+    if (cq_mul_size((size_t)rows, (size_t)cols, &nb) || cq_mul_size(nb, sizeof(float), &nb))
+        return cq_errorf(err, CQ_E_FORMAT, "tensor '%s': size overflows", t->name);
+    w = malloc(nb);
+    wq = malloc(nb);
+    if (!w || !wq) {
+        rc = cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory (%zu bytes)", t->name, nb);
+        goto done;
+    }
+    if ((rc = cq_st_read_f32(t, w, err)) != CQ_OK ||
+        (rc = job->quantizer->run(&job->q, w, rows, cols, NULL, &qr, err)) != CQ_OK)
+        goto done;
+    /* The quantizer may use w as scratch; measure against a fresh read of the original. */
+    if ((rc = cq_st_read_f32(t, w, err)) != CQ_OK)
+        goto done;
+    /* Every layout stores F16 scales: measure the error of the checkpoint as written. */
+    for (int64_t i = 0; i < qr.n_groups * rows; i++)
+        qr.scale[i] = cq_f16_to_f32(cq_f32_to_f16(qr.scale[i]));
+    cq_qresult_dequant(&qr, wq);
+    cq_layer_report lr = {.name = t->name, .rows = rows, .cols = cols,
+                          .method = job->quantizer->name, .bits = job->q.bits,
+                          .group_size = job->q.group_size, .sym = job->q.sym};
+    cq_weight_error(w, wq, rows * cols, &lr.err);
+    if ((rc = job->layout->pack(&job->q, &qr, p, &np, err)) != CQ_OK ||
+        (rc = write_packed(s, t->name, p, np, err)) != CQ_OK)
+        goto done;
+    lr.seconds = now_s() - t0;
+    rc = cq_report_add_layer(s->report, &lr, err);
+    cq_debug("%s: rel err %.4g, max abs %.4g", t->name, lr.err.rel_fro, lr.err.max_abs);
+done:
+    if (rc != CQ_OK)
+        cq_error_prefix(err, "tensor '%s'", t->name);
+    cq_packed_release(p, np);
+    cq_qresult_release(&qr);
+    free(w);
+    free(wq);
+    return rc;
+}
+
+static int process_item(run_state *s, const plan_item *it, cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    int rc;
+    if (it->action == ACT_QUANT) {
+        rc = quantize_one(s, it->t, err);
+        s->sum->quantized++;
+    } else {
+        rc = cq_st_writer_write(s->w, it->t->name, it->t->data, it->t->nbytes, err);
+    }
+    if (rc == CQ_OK && it->action == ACT_SKIP) {
+        cq_layer_report lr = {.name = it->t->name, .rows = it->t->shape[0],
+                              .cols = it->t->shape[1], .method = job->quantizer->name,
+                              .bits = job->q.bits, .group_size = job->q.group_size,
+                              .sym = job->q.sym, .skipped = true, .reason = it->reason};
+        rc = cq_report_add_layer(s->report, &lr, err);
+        s->sum->skipped++;
+    }
+    cq_st_release(it->t);
+    return rc;
+}
+
+static int stream_tensors(run_state *s, cq_error *err)
+{
+    int rc = CQ_OK;
+    for (size_t i = 0; i < s->n_items && rc == CQ_OK; i++) {
+        if (cq_interrupted())
+            return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
+        cq_progress(s->job->quantizer->name, (int64_t)i + 1, (int64_t)s->n_items,
+                    s->items[i].t->name);
+        rc = process_item(s, &s->items[i], err);
+    }
+    cq_progress_end();
+    s->sum->tensors = (int64_t)s->n_items;
+    return rc;
+}
+
+/* "a.b.c" -> "^a\.b\.c$" for GPTQModel/vLLM "dynamic" keys. */
+static void anchored_regex(char *buf, size_t n, const char *module)
+{
+    size_t k = 0;
+    buf[k++] = '^';
+    for (const char *p = module; *p && k + 4 < n; p++) {
+        if (strchr(".^$*+?()[]{}|\\", *p))
+            buf[k++] = '\\';
+        buf[k++] = *p;
+    }
+    buf[k++] = '$';
+    buf[k] = 0;
+}
+
+/* Tell loaders which Linears stayed float, in each layout's own vocabulary: GPTQModel/vLLM
+ * "dynamic" negative rules ("-:regex"), AutoAWQ "modules_to_not_convert", compressed-tensors
+ * "ignore". Without it a loader would look for qweight tensors that are not there. */
+static void note_skipped(const run_state *s, cJSON *qcfg)
+{
+    const char *lay = s->job->layout->name;
+    cJSON *list = NULL, *dyn = NULL;
+    for (size_t i = 0; i < s->n_items; i++) {
+        if (s->items[i].action != ACT_SKIP)
+            continue;
+        char module[1024], rx[2100];
+        size_t len = strlen(s->items[i].t->name);
+        snprintf(module, sizeof module, "%.*s", (int)(len - 7), s->items[i].t->name);
+        if (!strcmp(lay, "gptq")) {
+            if (!dyn && !(dyn = cJSON_GetObjectItemCaseSensitive(qcfg, "dynamic")))
+                dyn = cJSON_AddObjectToObject(qcfg, "dynamic");
+            snprintf(rx, sizeof rx, "-:");
+            anchored_regex(rx + 2, sizeof rx - 2, module);
+            cJSON_AddItemToObject(dyn, rx, cJSON_CreateObject());
+            continue;
+        }
+        const char *key = !strcmp(lay, "awq") ? "modules_to_not_convert" : "ignore";
+        if (!list) {
+            list = cJSON_GetObjectItemCaseSensitive(qcfg, key);
+            if (!cJSON_IsArray(list)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(qcfg, key);
+                list = cJSON_AddArrayToObject(qcfg, key);
+            }
+        }
+        cJSON_AddItemToArray(list, cJSON_CreateString(module));
+    }
+}
+
+/* config.json = the input's, plus quantization_config; GPTQ/AWQ kernels run in fp16, so those
+ * layouts declare float16 (non-quantized tensors keep their stored dtype; loaders cast). */
+static int write_configs(run_state *s, const char *dir, cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    cJSON *cfg = s->config ? cJSON_Duplicate(s->config, 1) : cJSON_CreateObject();
+    cJSON *qcfg = cJSON_CreateObject();
+    char path[4096];
+    int rc;
+    if (!cfg || !qcfg) {
+        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory writing config.json");
+        goto done;
+    }
+    if ((rc = job->layout->qconfig(&job->q, job->quantizer->name, qcfg, err)) != CQ_OK)
+        goto done;
+    note_skipped(s, qcfg);
+    if (strcmp(job->layout->name, "ct")) {
+        cJSON_DeleteItemFromObjectCaseSensitive(cfg, "torch_dtype");
+        cJSON_AddStringToObject(cfg, "torch_dtype", "float16");
+        if (cJSON_GetObjectItemCaseSensitive(cfg, "dtype")) {
+            cJSON_DeleteItemFromObjectCaseSensitive(cfg, "dtype");
+            cJSON_AddStringToObject(cfg, "dtype", "float16");
+        }
+    }
+    cJSON_AddItemToObject(cfg, "quantization_config", cJSON_Duplicate(qcfg, 1));
+    if ((rc = join(path, sizeof path, dir, "config.json", err)) != CQ_OK ||
+        (rc = cq_json_write_file(cfg, path, 0, err)) != CQ_OK)
+        goto done;
+    if (!strcmp(job->layout->name, "gptq") &&
+        ((rc = join(path, sizeof path, dir, "quantize_config.json", err)) != CQ_OK ||
+         (rc = cq_json_write_file(qcfg, path, 0, err)) != CQ_OK))
+        goto done;
+done:
+    cJSON_Delete(cfg);
+    cJSON_Delete(qcfg);
+    return rc;
+}
+
+static const char *const aux_files[] = {
+    "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
+    "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+    "added_tokens.json", "chat_template.jinja", "chat_template.json",
+};
+
+static int copy_file(const char *src, const char *dst, cq_error *err)
+{
+    FILE *in = fopen(src, "rb"), *out = NULL;
+    char buf[1 << 14];
+    size_t n;
+    int rc = CQ_OK;
+    if (!in)
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", src);
+    if (!(out = fopen(dst, "wb"))) {
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create", dst);
+        goto done;
+    }
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) {
+            rc = cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", dst);
+            goto done;
+        }
+    if (ferror(in))
+        rc = cq_errorf(err, CQ_E_IO, "'%s': read failed", src);
+done:
+    if (out && fclose(out) != 0 && rc == CQ_OK)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", dst);
+    fclose(in);
+    return rc;
+}
+
+int cq_copy_aux_files(const char *src_dir, const char *dst_dir, cq_error *err)
+{
+    for (size_t i = 0; i < sizeof aux_files / sizeof *aux_files; i++) {
+        char src[4096], dst[4096];
+        int rc = join(src, sizeof src, src_dir, aux_files[i], err);
+        if (rc == CQ_OK)
+            rc = join(dst, sizeof dst, dst_dir, aux_files[i], err);
+        if (rc == CQ_OK && access(src, F_OK) == 0)
+            rc = copy_file(src, dst, err);
+        if (rc != CQ_OK)
+            return rc;
+    }
+    return CQ_OK;
+}
+
+static void report_config(run_state *s)
+{
+    const cq_quant_job *job = s->job;
+    cJSON *c = cq_report_config(s->report);
+    cJSON_AddStringToObject(c, "method", job->quantizer->name);
+    cJSON_AddNumberToObject(c, "bits", job->q.bits);
+    cJSON_AddNumberToObject(c, "group_size", job->q.group_size);
+    cJSON_AddBoolToObject(c, "sym", job->q.sym);
+    cJSON_AddBoolToObject(c, "mse", job->q.mse);
+    cJSON_AddStringToObject(c, "format", job->layout->name);
+    cJSON_AddStringToObject(c, "model", job->model);
+    cJSON_AddStringToObject(c, "output", s->sum->out);
+    cJSON_AddBoolToObject(c, "strict", job->strict);
+}
+
+static int start_report(run_state *s, cq_error *err)
+{
+    int rc = cq_report_create(&s->report, s->job->quantizer->name, s->job->argc, s->job->argv,
+                              err);
+    if (rc == CQ_OK)
+        report_config(s);
+    if (rc == CQ_OK)
+        rc = hasher_start(&s->hash, s->m, err);
+    return rc;
+}
+
+/* Everything between "output folder exists" and "ready to commit". */
+static int build_output(run_state *s, cq_error *err)
+{
+    const char *dir = cq_outdir_path(&s->od);
+    char path[4096];
+    int rc;
+    if ((rc = cq_st_writer_create(&s->w, dir, s->job->max_shard_bytes, err)) != CQ_OK ||
+        (rc = plan_writer(s, err)) != CQ_OK ||
+        (rc = cq_st_writer_meta(s->w, "quantized_by", "cquant " CQ_VERSION, err)) != CQ_OK ||
+        (rc = cq_st_writer_start(s->w, err)) != CQ_OK || (rc = stream_tensors(s, err)) != CQ_OK ||
+        (rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
+        (rc = cq_copy_aux_files(cq_st_dir(s->m), dir, err)) != CQ_OK ||
+        (rc = write_configs(s, dir, err)) != CQ_OK)
+        return rc;
+    if ((rc = hasher_finish(&s->hash, s->report, err)) != CQ_OK ||
+        (rc = cq_report_finish(s->report, now_s() - s->t0, err)) != CQ_OK)
+        return rc;
+    /* The report sits inside the folder unless --report names another place; that one is
+     * written only after the folder is committed, so a failed run leaves neither. */
+    if (s->job->report_path)
+        return CQ_OK;
+    if ((rc = join(path, sizeof path, dir, CQ_REPORT_FILE, err)) != CQ_OK)
+        return rc;
+    return cq_report_write(s->report, path, false, err);
+}
+
+/* Options the layout can never hold (awq with 3 bits, ...) are a usage error, not 56 skipped
+ * layers: probe check() with a shape every layout accepts. */
+static int check_layout_options(const cq_quant_job *job, cq_error *err)
+{
+    int64_t n = job->q.group_size > 0 ? (int64_t)job->q.group_size * 32 : 4096;
+    cq_error why = CQ_ERROR_INIT;
+    if (job->layout->check(&job->q, n, n, &why) == CQ_OK)
+        return CQ_OK;
+    return cq_errorf(err, CQ_E_USAGE, "--format %s: %s", job->layout->name, why.msg);
+}
+
+int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
+{
+    run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = now_s()};
+    int rc;
+    memset(sum, 0, sizeof *sum);
+    if (job->out)
+        snprintf(sum->out, sizeof sum->out, "%s", job->out);
+    else
+        cq_quant_default_out(job, sum->out, sizeof sum->out);
+    if (job->report_path)
+        snprintf(sum->report, sizeof sum->report, "%s", job->report_path);
+    else if ((rc = join(sum->report, sizeof sum->report, sum->out, CQ_REPORT_FILE, err)))
+        return rc;
+    if ((rc = cq_qconfig_check(&job->q, err)) != CQ_OK ||
+        (rc = check_layout_options(job, err)) != CQ_OK ||
+        (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||
+        (rc = make_plan(&s, err)) != CQ_OK ||
+        (rc = cq_outdir_begin(&s.od, sum->out, job->force, err)) != CQ_OK ||
+        (rc = start_report(&s, err)) != CQ_OK)
+        goto done;
+    if ((rc = build_output(&s, err)) != CQ_OK)
+        goto done;
+    rc = cq_outdir_commit(&s.od, err);
+    sum->seconds = now_s() - s.t0;
+    if (rc == CQ_OK && job->report_path)
+        rc = cq_report_write(s.report, job->report_path, job->force, err);
+done:
+    hasher_finish(&s.hash, NULL, NULL); /* joins before the model (its paths) is closed */
+    if (rc != CQ_OK)
+        cq_outdir_abort(&s.od);
+    cq_st_writer_free(s.w);
+    cq_report_free(s.report);
+    free(s.items);
+    cJSON_Delete(s.config);
+    cq_st_close(s.m);
+    return rc;
+}

@@ -1,0 +1,559 @@
+/* Atomic output folders and files, and SIGINT/SIGTERM handling (see cquant/outdir.h).
+ * The temp folder is created under a private mkdtemp name with its lock already held and then
+ * renamed to the fixed name, so no other run can ever see it unlocked while we are alive. */
+#include "cquant/outdir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- signal-time cleanup registry ---- */
+
+#define SLOTS 16
+#define SLOT_PATH 4096
+static char slot_path[SLOTS][SLOT_PATH];
+static volatile sig_atomic_t slot_kind[SLOTS]; /* 0 free, 1 folder, 2 file */
+static volatile sig_atomic_t sig_count;
+
+static int slot_add(const char *path, int kind)
+{
+    size_t n = strlen(path);
+    if (n >= SLOT_PATH)
+        return -1;
+    for (int i = 0; i < SLOTS; i++)
+        if (slot_kind[i] == 0) {
+            memcpy(slot_path[i], path, n + 1);
+            slot_kind[i] = kind; /* published after the path is complete */
+            return i;
+        }
+    return -1; /* no slot: the temp is still removed by abort or by the next run */
+}
+
+static void slot_del(int *slot)
+{
+    if (*slot >= 0)
+        slot_kind[*slot] = 0;
+    *slot = -1;
+}
+
+struct dirent64_raw {
+    unsigned long long ino;
+    long long off;
+    unsigned short reclen;
+    unsigned char type;
+    char name[];
+};
+
+/* Remove DIRFD's entry NAME and, for folders, its contents, using only async-signal-safe calls
+ * (openat, getdents64, unlinkat, close). Depth is bounded: our temp folders are shallow. */
+static void sigsafe_rm(int dirfd, const char *name, int depth)
+{
+    if (unlinkat(dirfd, name, 0) == 0 || errno != EISDIR || depth > 8)
+        return;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[2048];
+    for (int pass = 0; pass < 64; pass++) {
+        long n, removed = 0;
+        while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+            for (long off = 0; off < n;) {
+                struct dirent64_raw *d = (struct dirent64_raw *)(buf + off);
+                off += d->reclen;
+                if (strcmp(d->name, ".") == 0 || strcmp(d->name, "..") == 0)
+                    continue;
+                sigsafe_rm(fd, d->name, depth + 1);
+                removed++;
+            }
+        }
+        if (removed == 0)
+            break;
+        lseek(fd, 0, SEEK_SET);
+    }
+    close(fd);
+    unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (sig_count++ == 0)
+        return; /* first signal: loops see cq_interrupted() and clean up normally */
+    for (int i = 0; i < SLOTS; i++)
+        if (slot_kind[i])
+            sigsafe_rm(AT_FDCWD, slot_path[i], 0);
+    _exit(130);
+}
+
+void cq_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cq_interrupted(void) { return sig_count > 0; }
+void cq_interrupted_reset(void) { sig_count = 0; }
+
+/* ---- helpers ---- */
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    return (flag == FTW_DP ? rmdir(p) : unlink(p)) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int cq_remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path);
+    return nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int cq_fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+static char *str_cat(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    char *s = malloc(na + nb + 1);
+    if (s) {
+        memcpy(s, a, na);
+        memcpy(s + na, b, nb + 1);
+    }
+    return s;
+}
+
+/* fsync the folder holding PATH, so a rename of PATH is durable. */
+static int fsync_parent(const char *path)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return -1;
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    int rc = cq_fsync_path(dir);
+    free(dir);
+    return rc;
+}
+
+/* rename without replacing an existing NEWP (renameat2 RENAME_NOREPLACE; link+unlink for
+ * files where the file system lacks it). */
+static int rename_noreplace(const char *oldp, const char *newp, int is_dir)
+{
+    if (renameat2(AT_FDCWD, oldp, AT_FDCWD, newp, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (is_dir) {
+        struct stat st;
+        if (lstat(newp, &st) == 0) {
+            errno = EEXIST;
+            return -1;
+        }
+        return rename(oldp, newp);
+    }
+    if (link(oldp, newp) != 0)
+        return -1;
+    return unlink(oldp);
+}
+
+/* fsync every regular file and folder below DIRFD (the lock file included: harmless). */
+static int fsync_tree(int dirfd, int depth)
+{
+    int dup_fd = dup(dirfd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        int fd = openat(dirfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ELOOP)
+                continue; /* a symlink: nothing to sync */
+            rc = -1;
+            break;
+        }
+        struct stat st;
+        if (fstat(fd, &st) != 0 || fsync(fd) != 0)
+            rc = -1;
+        else if (S_ISDIR(st.st_mode) && depth < 16)
+            rc = fsync_tree(fd, depth + 1);
+        close(fd);
+    }
+    closedir(d);
+    return rc == 0 ? fsync(dirfd) : rc;
+}
+
+/* ---- output folder ---- */
+
+static int lock_path(const char *dir, char **out)
+{
+    *out = str_cat(dir, "/" CQ_OUTDIR_LOCK);
+    return *out ? 0 : -1;
+}
+
+/* Take over an existing temp folder. Returns 1 when claimed (kept, lock held), 0 when there is
+ * none any more (absent, or stale and removed), or a negative status. */
+static int claim_existing(cq_outdir *o, int keep, cq_error *err)
+{
+    struct stat st;
+    if (lstat(o->tmp_path, &st) != 0)
+        return errno == ENOENT ? 0
+                               : cq_errorf_errno(err, CQ_E_IO, "'%s': cannot stat", o->tmp_path);
+    if (!S_ISDIR(st.st_mode))
+        return cq_errorf(err, CQ_E_EXISTS, "'%s' exists and is not a folder: remove it",
+                         o->tmp_path);
+    char *lp;
+    if (lock_path(o->tmp_path, &lp) != 0)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    int fd = open(lp, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        free(lp);
+        if (e == ENOENT)
+            return cq_errorf(err, CQ_E_EXISTS,
+                             "'%s' has no lock file (a run may be committing it): remove it by "
+                             "hand if no cquant run is active", o->tmp_path);
+        errno = e;
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open the lock file", o->tmp_path);
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        free(lp);
+        if (e == EWOULDBLOCK)
+            return cq_errorf(err, CQ_E_EXISTS, "'%s' is in use by another cquant run",
+                             o->tmp_path);
+        errno = e;
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot lock", o->tmp_path);
+    }
+    /* The owner may have unlinked the lock (commit) between our open and flock. */
+    struct stat a, b;
+    int same = fstat(fd, &a) == 0 && stat(lp, &b) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+    free(lp);
+    if (!same) {
+        close(fd);
+        return 0;
+    }
+    if (keep) {
+        o->lock_fd = fd;
+        return 1;
+    }
+    char trash[64];
+    snprintf(trash, sizeof trash, ".stale.%ld", (long)getpid());
+    char *tp = str_cat(o->tmp_path, trash);
+    int rc = CQ_OK;
+    if (!tp)
+        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    else if (rename(o->tmp_path, tp) != 0 || cq_remove_tree(tp) != 0)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot remove the stale temp folder",
+                             o->tmp_path);
+    free(tp);
+    close(fd);
+    return rc;
+}
+
+/* Create the temp folder with its lock held. Returns 0, 1 when another run created it first,
+ * or a negative status. */
+static int create_fresh(cq_outdir *o, cq_error *err)
+{
+    char *priv = str_cat(o->tmp_path, ".XXXXXX"), *lp = NULL;
+    if (!priv)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    int rc = CQ_OK, fd = -1;
+    if (!mkdtemp(priv)) {
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create a temp folder", priv);
+        free(priv);
+        return rc;
+    }
+    chmod(priv, 0755);
+    if (lock_path(priv, &lp) != 0) {
+        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    fd = open(lp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create the lock file", priv);
+        goto fail;
+    }
+    if (rename_noreplace(priv, o->tmp_path, 1) != 0) {
+        if (errno == EEXIST || errno == ENOTEMPTY)
+            rc = 1;
+        else
+            rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot rename the temp folder", priv);
+        goto fail;
+    }
+    o->lock_fd = fd;
+    free(lp);
+    free(priv);
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    cq_remove_tree(priv);
+    free(lp);
+    free(priv);
+    return rc;
+}
+
+static int outdir_start(cq_outdir *o, const char *final_path, int force, int keep,
+                        int *resumed, cq_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->lock_fd = -1;
+    o->slot = -1;
+    o->force = force;
+    o->final_path = strdup(final_path);
+    o->tmp_path = str_cat(final_path, ".cquant-tmp");
+    if (!o->final_path || !o->tmp_path)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    struct stat st;
+    if (!force && lstat(final_path, &st) == 0)
+        return cq_errorf(err, CQ_E_EXISTS, "'%s' exists (use --force to replace it)",
+                         final_path);
+    for (int attempt = 0; attempt < 4; attempt++) {
+        int rc = claim_existing(o, keep, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            if (resumed)
+                *resumed = 1;
+            break;
+        }
+        rc = create_fresh(o, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            break;
+    }
+    if (o->lock_fd < 0)
+        return cq_errorf(err, CQ_E_EXISTS, "'%s': another run keeps recreating it", o->tmp_path);
+    o->slot = slot_add(o->tmp_path, 1);
+    return CQ_OK;
+}
+
+int cq_outdir_begin(cq_outdir *o, const char *final_path, int force, cq_error *err)
+{
+    return outdir_start(o, final_path, force, 0, NULL, err);
+}
+
+int cq_outdir_resume(cq_outdir *o, const char *final_path, int force, int *resumed,
+                     cq_error *err)
+{
+    *resumed = 0;
+    return outdir_start(o, final_path, force, 1, resumed, err);
+}
+
+const char *cq_outdir_path(const cq_outdir *o) { return o->tmp_path; }
+
+static void outdir_free(cq_outdir *o)
+{
+    slot_del(&o->slot);
+    if (o->lock_fd >= 0)
+        close(o->lock_fd);
+    o->lock_fd = -1;
+    free(o->final_path);
+    free(o->tmp_path);
+    o->final_path = o->tmp_path = NULL;
+}
+
+void cq_outdir_abort(cq_outdir *o)
+{
+    if (!o)
+        return;
+    if (o->lock_fd >= 0 && o->tmp_path)
+        cq_remove_tree(o->tmp_path);
+    outdir_free(o);
+}
+
+/* Move an existing destination aside (force); *aside is the path to delete after success. */
+static int move_aside(cq_outdir *o, char **aside, cq_error *err)
+{
+    struct stat st;
+    *aside = NULL;
+    if (lstat(o->final_path, &st) != 0)
+        return CQ_OK;
+    if (!o->force)
+        return cq_errorf(err, CQ_E_EXISTS, "'%s' exists (use --force to replace it)",
+                         o->final_path);
+    *aside = str_cat(o->final_path, ".cquant-old");
+    if (!*aside)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    if (cq_remove_tree(*aside) != 0 || rename(o->final_path, *aside) != 0) {
+        free(*aside);
+        *aside = NULL;
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot move the old output aside",
+                               o->final_path);
+    }
+    return CQ_OK;
+}
+
+int cq_outdir_commit(cq_outdir *o, cq_error *err)
+{
+    if (!o || o->lock_fd < 0)
+        return cq_errorf(err, CQ_E_INTERNAL, "commit of an output folder that is not open");
+    int dfd = open(o->tmp_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync_tree(dfd, 0) != 0) {
+        int rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot sync", o->tmp_path);
+        if (dfd >= 0)
+            close(dfd);
+        return rc;
+    }
+    /* The lock file must not end up in the output; we keep holding its (now unlinked) inode. */
+    if (unlinkat(dfd, CQ_OUTDIR_LOCK, 0) != 0 && errno != ENOENT) {
+        close(dfd);
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot remove the lock file", o->tmp_path);
+    }
+    fsync(dfd);
+    close(dfd);
+    char *aside;
+    int rc = move_aside(o, &aside, err);
+    if (rc == CQ_OK && rename_noreplace(o->tmp_path, o->final_path, 1) != 0) {
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot rename into place", o->final_path);
+        if (aside)
+            rename(aside, o->final_path);
+        free(aside);
+        aside = NULL;
+    }
+    if (rc != CQ_OK)
+        return rc; /* the temp folder stays; abort removes it */
+    fsync_parent(o->final_path);
+    if (aside)
+        cq_remove_tree(aside);
+    free(aside);
+    outdir_free(o);
+    return CQ_OK;
+}
+
+/* ---- output file ---- */
+
+int cq_atomic_file_begin(cq_atomic_file *f, const char *final_path, int force, cq_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->slot = -1;
+    f->force = force;
+    struct stat st;
+    if (!force && lstat(final_path, &st) == 0)
+        return cq_errorf(err, CQ_E_EXISTS, "'%s' exists (use --force to replace it)",
+                         final_path);
+    f->final_path = strdup(final_path);
+    f->tmp_path = str_cat(final_path, ".cquant-tmp.XXXXXX");
+    if (!f->final_path || !f->tmp_path)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    f->fd = mkostemp(f->tmp_path, O_CLOEXEC);
+    if (f->fd < 0)
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create a temp file", final_path);
+    fchmod(f->fd, 0644);
+    f->slot = slot_add(f->tmp_path, 2);
+    return CQ_OK;
+}
+
+int cq_atomic_file_write(cq_atomic_file *f, const void *data, size_t n, cq_error *err)
+{
+    const char *p = data;
+    while (n > 0) {
+        ssize_t w = write(f->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", f->final_path);
+        p += w;
+        n -= (size_t)w;
+    }
+    return CQ_OK;
+}
+
+static void atomic_free(cq_atomic_file *f)
+{
+    slot_del(&f->slot);
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    free(f->final_path);
+    free(f->tmp_path);
+    f->final_path = f->tmp_path = NULL;
+}
+
+void cq_atomic_file_abort(cq_atomic_file *f)
+{
+    if (!f)
+        return;
+    if (f->fd >= 0 && f->tmp_path)
+        unlink(f->tmp_path);
+    atomic_free(f);
+}
+
+int cq_atomic_file_commit(cq_atomic_file *f, cq_error *err)
+{
+    int rc = CQ_OK;
+    if (f->fd < 0)
+        return cq_errorf(err, CQ_E_INTERNAL, "commit of a file that is not open");
+    if (fsync(f->fd) != 0)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': fsync failed", f->final_path);
+    else if (f->force ? rename(f->tmp_path, f->final_path) != 0
+                      : rename_noreplace(f->tmp_path, f->final_path, 0) != 0)
+        rc = errno == EEXIST
+                 ? cq_errorf(err, CQ_E_EXISTS, "'%s' exists (use --force to replace it)",
+                             f->final_path)
+                 : cq_errorf_errno(err, CQ_E_IO, "'%s': cannot rename into place",
+                                   f->final_path);
+    if (rc != CQ_OK) {
+        cq_atomic_file_abort(f);
+        return rc;
+    }
+    fsync_parent(f->final_path);
+    atomic_free(f);
+    return CQ_OK;
+}
+
+int cq_atomic_write(const char *path, const void *data, size_t n, int force, cq_error *err)
+{
+    cq_atomic_file f;
+    int rc = cq_atomic_file_begin(&f, path, force, err);
+    if (rc == CQ_OK)
+        rc = cq_atomic_file_write(&f, data, n, err);
+    if (rc == CQ_OK)
+        return cq_atomic_file_commit(&f, err);
+    cq_atomic_file_abort(&f);
+    return rc;
+}
