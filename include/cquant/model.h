@@ -1,0 +1,182 @@
+/* The native f32 Llama-family forward pass (Llama, Mistral, Qwen2), one decoder layer at a time.
+ *
+ * Built for the layer-by-layer calibration drivers (GPTQ/AWQ) and for perplexity:
+ *   cq_config_load      config.json -> cq_model_config; cq_config_check validates tensor shapes
+ *   cq_llama_create     runtime context: RoPE tables and per-chunk scratch
+ *   cq_embed            ids -> hidden [tokens x hidden]
+ *   cq_layer_load       one layer's weights as f32 buffers (also settable directly: the buffers
+ *                       are plain arrays the caller may overwrite, e.g. with dequantized weights)
+ *   cq_layer_forward    hidden_in -> hidden_out, with an optional hook that sees the input of
+ *                       every Linear group (for XᵀX or mean |x|)
+ *   cq_head_*           final norm + lm_head: logits, or the NLL summed in double without
+ *                       materializing [tokens x vocab]
+ * Matrices are row-major; a Linear weight is W[out x in] as in the checkpoint, applied as
+ * Y = X·Wᵀ (+ b) with cblas_sgemm. Sequences are independent and each starts at position 0. */
+#ifndef CQUANT_MODEL_H
+#define CQUANT_MODEL_H
+
+#include "cquant/error.h"
+#include "cquant/safetensors.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum cq_arch { CQ_ARCH_LLAMA, CQ_ARCH_MISTRAL, CQ_ARCH_QWEN2 } cq_arch;
+typedef enum cq_rope_type { CQ_ROPE_DEFAULT, CQ_ROPE_LINEAR, CQ_ROPE_LLAMA3 } cq_rope_type;
+
+typedef struct cq_model_config {
+    char arch_name[64];        /* architectures[0] (or model_type when absent) */
+    cq_arch arch;
+    int64_t hidden;            /* hidden_size */
+    int64_t intermediate;      /* intermediate_size */
+    int64_t n_layers;          /* num_hidden_layers */
+    int64_t n_heads;           /* num_attention_heads */
+    int64_t n_kv_heads;        /* num_key_value_heads (default n_heads) */
+    int64_t head_dim;          /* head_dim (default hidden / n_heads) */
+    int64_t vocab;             /* vocab_size */
+    int64_t max_pos;           /* max_position_embeddings (0 when absent) */
+    double rms_eps;            /* rms_norm_eps (default 1e-6 as HF LlamaConfig) */
+    double rope_theta;         /* rope_theta, top level or rope_parameters (default 10000) */
+    cq_rope_type rope_type;
+    double rope_factor;        /* linear / llama3 */
+    double rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
+    int64_t rope_orig_max_pos; /* llama3 original_max_position_embeddings */
+    bool tie_embeddings;       /* tie_word_embeddings (default true only when no lm_head) */
+    bool qkv_bias;             /* attention_bias (Llama/Mistral) or always for Qwen2 */
+    bool o_bias;               /* attention_bias on o_proj (Llama/Mistral only) */
+    bool mlp_bias;             /* mlp_bias (Llama) */
+    int64_t sliding_window;    /* Mistral / Qwen2 use_sliding_window: keys within this many
+                                  positions; 0 = full causal attention */
+} cq_model_config;
+
+/* Parse config.json text; `path` only names the file in errors. An architecture other than
+ * the Llama family gives CQ_E_UNSUPPORTED. */
+int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq_error *err);
+/* Read DIR/config.json. */
+int cq_config_load(const char *dir, cq_model_config *cfg, cq_error *err);
+/* Every tensor the forward pass needs exists with the shape the config implies
+ * (CQ_E_SHAPE naming the tensor otherwise). Decides tie_embeddings when config leaves it open. */
+int cq_config_check(cq_model_config *cfg, const cq_st_model *st, cq_error *err);
+/* RoPE inverse frequencies [head_dim/2] exactly as HF computes them in float32
+ * (including llama3 / linear scaling). */
+void cq_rope_inv_freq(const cq_model_config *cfg, float *inv_freq);
+
+/* ---- one decoder layer ---- */
+enum cq_linear {
+    CQ_LIN_Q, CQ_LIN_K, CQ_LIN_V, CQ_LIN_O, CQ_LIN_GATE, CQ_LIN_UP, CQ_LIN_DOWN, CQ_LIN_COUNT
+};
+/* The Linear groups that share one input, in forward order; the hook's `which`. */
+enum cq_hook_point { CQ_HOOK_QKV_IN, CQ_HOOK_O_IN, CQ_HOOK_GATEUP_IN, CQ_HOOK_DOWN_IN };
+
+typedef struct cq_layer_weights {
+    float *lin[CQ_LIN_COUNT];   /* W[out x in], owned */
+    float *bias[CQ_LIN_COUNT];  /* [out] or NULL when the config has no such bias */
+    float *in_norm;             /* input_layernorm [hidden] */
+    float *post_norm;           /* post_attention_layernorm [hidden] */
+} cq_layer_weights;
+
+/* "self_attn.q_proj", ..., "mlp.down_proj". */
+const char *cq_linear_name(int which);
+/* Shape of a Linear: rows = out features, cols = in features. */
+void cq_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, int64_t *cols);
+/* The hook point whose input feeds this Linear. */
+int cq_linear_hook_point(int which);
+
+/* Allocate every buffer of a layer (zeroed). A zeroed struct is safe to release. */
+int cq_layer_alloc(cq_layer_weights *w, const cq_model_config *cfg, cq_error *err);
+/* Load layer `layer` ("model.layers.<i>.*") into w (allocated here when w->lin[0] is NULL). */
+int cq_layer_load(cq_layer_weights *w, const cq_model_config *cfg, const cq_st_model *st,
+                  int64_t layer, cq_error *err);
+void cq_layer_release(cq_layer_weights *w);
+
+/* Final norm and output projection. lm_head is embed_tokens when tied. */
+typedef struct cq_head_weights {
+    float *norm;      /* model.norm.weight [hidden] */
+    float *lm_head;   /* [vocab x hidden] */
+} cq_head_weights;
+int cq_head_load(cq_head_weights *h, const cq_model_config *cfg, const cq_st_model *st,
+                 cq_error *err);
+void cq_head_release(cq_head_weights *h);
+
+/* ---- runtime ---- */
+typedef struct cq_llama cq_llama;
+
+/* Receives the input of each Linear group (x [n_tokens x cols], row-major; valid only during
+ * the call). layer_forward processes sequences in chunks of at most `chunk_tokens`, so the hook
+ * is called once per chunk and point, in forward order. A non-zero return (a cq_status) stops
+ * the forward with that status. */
+typedef int (*cq_layer_hook)(void *ctx, int which, const float *x, int64_t n_tokens,
+                             int64_t cols);
+
+/* max_seqlen bounds the sequence length of every later call; chunk_tokens (0 = 4096, raised to
+ * max_seqlen) bounds the scratch: about chunk_tokens·(3·hidden + 2·intermediate + q/k/v) floats
+ * plus max_seqlen² for one head's scores. */
+int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seqlen,
+                    int64_t chunk_tokens, cq_error *err);
+void cq_llama_free(cq_llama *m);
+const cq_model_config *cq_llama_config(const cq_llama *m);
+
+/* hidden[n_tokens x hidden] = embed_tokens[ids]; ids out of [0, vocab) -> CQ_E_USAGE. */
+int cq_embed(const cq_model_config *cfg, const cq_st_model *st, const int32_t *ids,
+             int64_t n_tokens, float *hidden, cq_error *err);
+
+/* One decoder layer over n_seq sequences of seqlen tokens: out = in + attn(norm(in)), then
+ * out += mlp(norm(out)). in/out are [n_seq·seqlen x hidden]; out may equal in. */
+int cq_layer_forward(cq_llama *m, const cq_layer_weights *w, const float *in, float *out,
+                     int64_t n_seq, int64_t seqlen, cq_layer_hook hook, void *hook_ctx,
+                     cq_error *err);
+
+/* The sub-blocks, for AWQ's module-to-inspect losses. x is the normed input
+ * [n_seq·seqlen x hidden]; out receives o_proj's output (attention) or down_proj's output
+ * (MLP), without the residual. */
+int cq_attn_forward(cq_llama *m, const cq_layer_weights *w, const float *x, float *out,
+                    int64_t n_seq, int64_t seqlen, cq_error *err);
+int cq_mlp_forward(cq_llama *m, const cq_layer_weights *w, const float *x, float *out,
+                   int64_t n_tokens, cq_error *err);
+
+/* y[n x hidden] = RMSNorm(x) · w, in f32 as HF (x · rsqrt(mean(x²) + eps) · w). */
+void cq_rmsnorm(const float *x, const float *w, float *y, int64_t n, int64_t hidden, double eps);
+/* y[n x rows] = x[n x cols] · Wᵀ (+ bias). */
+void cq_linear(const float *x, int64_t n, int64_t cols, const float *W, const float *bias,
+               int64_t rows, float *y);
+
+/* logits[n_tokens x vocab] of final hidden states (hidden is not modified). */
+int cq_head_logits(cq_llama *m, const cq_head_weights *h, const float *hidden, int64_t n_tokens,
+                   float *logits, cq_error *err);
+/* Sum of -log p(ids[s,t+1] | ...) over t = 0..seqlen-2 of each sequence (seqlen-1 predictions
+ * per sequence), added to *nll_sum; *count += n_seq·(seqlen-1). Logits are formed in row chunks
+ * of a few MB, never [tokens x vocab]. */
+int cq_head_nll(cq_llama *m, const cq_head_weights *h, const float *hidden, const int32_t *ids,
+                int64_t n_seq, int64_t seqlen, double *nll_sum, int64_t *count, cq_error *err);
+
+/* ---- evaluation (eval.c) ---- */
+
+/* Supplies layer weights for evaluation; the default reads the checkpoint. Lets a caller
+ * evaluate dequantized weights without writing them out. */
+typedef int (*cq_layer_source)(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *err);
+
+typedef struct cq_eval_opts {
+    int64_t seqlen;          /* window length (2048 in GPTQ's protocol) */
+    int64_t max_windows;     /* 0 = all windows of the text */
+    size_t act_budget;       /* bytes for the two activation buffers of a batch of windows
+                                (0 = 512 MiB); at least one window per batch */
+    int64_t chunk_tokens;    /* forwarded to cq_llama_create (0 = default) */
+    cq_layer_source source;  /* NULL = cq_layer_load from the checkpoint */
+    void *source_ctx;
+} cq_eval_opts;
+
+typedef struct cq_eval_result {
+    double nll_sum;          /* summed in double */
+    int64_t n_scored;        /* windows · (seqlen − 1) */
+    int64_t n_windows;
+    double mean_nll;
+    double ppl;              /* exp(mean_nll) */
+} cq_eval_result;
+
+/* WikiText-style perplexity (notes §G.2, MODEL.md): non-overlapping windows of seqlen tokens of
+ * ids, tail dropped, each window scored on its own for positions 2..seqlen. */
+int cq_eval_ppl(const cq_model_config *cfg, const cq_st_model *st, const int32_t *ids,
+                int64_t n_ids, const cq_eval_opts *opt, cq_eval_result *res, cq_error *err);
+
+#endif

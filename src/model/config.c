@@ -1,0 +1,272 @@
+/* config.json -> cq_model_config for the Llama family, and its check against tensor shapes. */
+#include "cquant/model.h"
+
+#include "cquant/checked.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    cq_arch arch;
+} known_archs[] = {
+    {"LlamaForCausalLM", CQ_ARCH_LLAMA},   {"MistralForCausalLM", CQ_ARCH_MISTRAL},
+    {"Qwen2ForCausalLM", CQ_ARCH_QWEN2},   {"llama", CQ_ARCH_LLAMA},
+    {"mistral", CQ_ARCH_MISTRAL},          {"qwen2", CQ_ARCH_QWEN2},
+};
+
+/* Integer field: absent -> def (or an error when def < 0). */
+static int get_int(const cJSON *o, const char *key, int64_t def, int64_t *out, const char *path,
+                   cq_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (def < 0)
+            return cq_errorf(err, CQ_E_FORMAT, "%s: missing \"%s\"", path, key);
+        *out = def;
+        return CQ_OK;
+    }
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!(d >= 0 && d <= 1e15) || d != floor(d))
+        return cq_errorf(err, CQ_E_FORMAT, "%s: \"%s\" is not a non-negative integer", path, key);
+    *out = (int64_t)d;
+    return CQ_OK;
+}
+
+static int get_num(const cJSON *o, const char *key, double def, double *out, const char *path,
+                   cq_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return CQ_OK;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return cq_errorf(err, CQ_E_FORMAT, "%s: \"%s\" is not a number", path, key);
+    *out = v->valuedouble;
+    return CQ_OK;
+}
+
+static bool get_bool(const cJSON *o, const char *key, bool def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+static int parse_arch(const cJSON *root, const char *path, cq_model_config *cfg, cq_error *err)
+{
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *first = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const char *name = cJSON_IsString(first) ? first->valuestring
+                       : cJSON_IsString(mt)  ? mt->valuestring
+                                             : NULL;
+    if (!name)
+        return cq_errorf(err, CQ_E_FORMAT, "%s: no \"architectures\" or \"model_type\"", path);
+    snprintf(cfg->arch_name, sizeof cfg->arch_name, "%s", name);
+    for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++) {
+        if (strcmp(name, known_archs[i].name) == 0) {
+            cfg->arch = known_archs[i].arch;
+            return CQ_OK;
+        }
+    }
+    return cq_errorf(err, CQ_E_UNSUPPORTED,
+                     "%s: architecture %s is not supported by the native forward pass; "
+                     "use a statistics file: see docs/stats.md",
+                     path, name);
+}
+
+/* rope_scaling (older configs) or rope_parameters (transformers >= 5). */
+static int parse_rope(const cJSON *root, const char *path, cq_model_config *cfg, cq_error *err)
+{
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    int rc = get_num(root, "rope_theta", 10000.0, &cfg->rope_theta, path, err);
+    if (rc == CQ_OK && cJSON_IsObject(rp) && cJSON_GetObjectItemCaseSensitive(rp, "rope_theta"))
+        rc = get_num(rp, "rope_theta", 10000.0, &cfg->rope_theta, path, err);
+    if (rc != CQ_OK)
+        return rc;
+    const cJSON *sc = cJSON_IsObject(rs) ? rs : cJSON_IsObject(rp) ? rp : NULL;
+    cfg->rope_type = CQ_ROPE_DEFAULT;
+    if (!sc)
+        return CQ_OK;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(sc, "rope_type");
+    if (!cJSON_IsString(t))
+        t = cJSON_GetObjectItemCaseSensitive(sc, "type");
+    const char *type = cJSON_IsString(t) ? t->valuestring : "default";
+    if (strcmp(type, "default") == 0)
+        return CQ_OK;
+    if (strcmp(type, "linear") == 0)
+        cfg->rope_type = CQ_ROPE_LINEAR;
+    else if (strcmp(type, "llama3") == 0)
+        cfg->rope_type = CQ_ROPE_LLAMA3;
+    else
+        return cq_errorf(err, CQ_E_UNSUPPORTED, "%s: rope type \"%s\" is not supported", path,
+                         type);
+    rc = get_num(sc, "factor", 1.0, &cfg->rope_factor, path, err);
+    if (rc == CQ_OK && cfg->rope_type == CQ_ROPE_LLAMA3) {
+        rc = get_num(sc, "low_freq_factor", 1.0, &cfg->rope_low_freq_factor, path, err);
+        if (rc == CQ_OK)
+            rc = get_num(sc, "high_freq_factor", 4.0, &cfg->rope_high_freq_factor, path, err);
+        if (rc == CQ_OK)
+            rc = get_int(sc, "original_max_position_embeddings", 8192, &cfg->rope_orig_max_pos,
+                         path, err);
+        if (rc == CQ_OK && !(cfg->rope_high_freq_factor > cfg->rope_low_freq_factor))
+            rc = cq_errorf(err, CQ_E_FORMAT, "%s: llama3 rope needs high_freq_factor > "
+                           "low_freq_factor", path);
+    }
+    if (rc == CQ_OK && !(cfg->rope_factor > 0))
+        rc = cq_errorf(err, CQ_E_FORMAT, "%s: rope factor must be positive", path);
+    return rc;
+}
+
+static int parse_dims(const cJSON *root, const char *path, cq_model_config *cfg, cq_error *err)
+{
+    int rc = get_int(root, "hidden_size", -1, &cfg->hidden, path, err);
+    if (rc == CQ_OK) rc = get_int(root, "intermediate_size", -1, &cfg->intermediate, path, err);
+    if (rc == CQ_OK) rc = get_int(root, "num_hidden_layers", -1, &cfg->n_layers, path, err);
+    if (rc == CQ_OK) rc = get_int(root, "num_attention_heads", -1, &cfg->n_heads, path, err);
+    if (rc == CQ_OK) rc = get_int(root, "vocab_size", -1, &cfg->vocab, path, err);
+    if (rc == CQ_OK) rc = get_int(root, "max_position_embeddings", 0, &cfg->max_pos, path, err);
+    if (rc != CQ_OK)
+        return rc;
+    if (cfg->hidden <= 0 || cfg->n_heads <= 0 || cfg->intermediate <= 0 || cfg->vocab <= 0 ||
+        cfg->n_layers <= 0 || cfg->hidden > (1 << 20) || cfg->intermediate > (1 << 22) ||
+        cfg->n_heads > 4096 || cfg->vocab > (1 << 24) || cfg->n_layers > 4096)
+        return cq_errorf(err, CQ_E_FORMAT, "%s: model dimensions out of range", path);
+    rc = get_int(root, "num_key_value_heads", cfg->n_heads, &cfg->n_kv_heads, path, err);
+    if (rc == CQ_OK)
+        rc = get_int(root, "head_dim", cfg->hidden / cfg->n_heads, &cfg->head_dim, path, err);
+    if (rc != CQ_OK)
+        return rc;
+    if (cfg->n_kv_heads <= 0 || cfg->n_heads % cfg->n_kv_heads != 0)
+        return cq_errorf(err, CQ_E_FORMAT, "%s: num_attention_heads %lld is not a multiple of "
+                         "num_key_value_heads %lld", path, (long long)cfg->n_heads,
+                         (long long)cfg->n_kv_heads);
+    if (cfg->head_dim <= 0 || cfg->head_dim % 2 != 0 || cfg->head_dim > 4096)
+        return cq_errorf(err, CQ_E_FORMAT, "%s: head_dim %lld must be even and positive", path,
+                         (long long)cfg->head_dim);
+    return CQ_OK;
+}
+
+/* Mistral always slides when sliding_window is set; Qwen2 only with use_sliding_window. */
+static int parse_window(const cJSON *root, const char *path, cq_model_config *cfg, cq_error *err)
+{
+    cfg->sliding_window = 0;
+    if (cfg->arch == CQ_ARCH_LLAMA)
+        return CQ_OK;
+    if (cfg->arch == CQ_ARCH_QWEN2 && !get_bool(root, "use_sliding_window", false))
+        return CQ_OK;
+    return get_int(root, "sliding_window", 0, &cfg->sliding_window, path, err);
+}
+
+int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return cq_errorf(err, CQ_E_FORMAT, "%s: not a JSON object", path);
+    }
+    int rc = parse_arch(root, path, cfg, err);
+    if (rc == CQ_OK) rc = parse_dims(root, path, cfg, err);
+    if (rc == CQ_OK) rc = get_num(root, "rms_norm_eps", 1e-6, &cfg->rms_eps, path, err);
+    if (rc == CQ_OK) rc = parse_rope(root, path, cfg, err);
+    if (rc == CQ_OK) rc = parse_window(root, path, cfg, err);
+    if (rc == CQ_OK) {
+        bool ab = get_bool(root, "attention_bias", false);
+        cfg->qkv_bias = cfg->arch == CQ_ARCH_QWEN2 ? true : ab;
+        cfg->o_bias = cfg->arch == CQ_ARCH_QWEN2 ? false : ab;
+        cfg->mlp_bias = cfg->arch == CQ_ARCH_LLAMA && get_bool(root, "mlp_bias", false);
+        /* transformers' PretrainedConfig default is true; cq_config_check verifies it. */
+        cfg->tie_embeddings = get_bool(root, "tie_word_embeddings", true);
+        if (!(cfg->rms_eps > 0))
+            rc = cq_errorf(err, CQ_E_FORMAT, "%s: rms_norm_eps must be positive", path);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int read_text(const char *path, char **out, cq_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cq_errorf_errno(err, CQ_E_IO, "%s: cannot open", path);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = CQ_OK;
+    for (;;) {
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = cap > (64u << 20) ? NULL : realloc(buf, cap);
+            if (!nb) {
+                rc = cq_errorf(err, CQ_E_FORMAT, "%s: too large for a config file", path);
+                break;
+            }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (rc == CQ_OK && ferror(f))
+        rc = cq_errorf_errno(err, CQ_E_IO, "%s: read failed", path);
+    fclose(f);
+    if (rc != CQ_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[len] = 0;
+    *out = buf;
+    return CQ_OK;
+}
+
+int cq_config_load(const char *dir, cq_model_config *cfg, cq_error *err)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
+        return cq_errorf(err, CQ_E_USAGE, "%s: path too long", dir);
+    char *text = NULL;
+    int rc = read_text(path, &text, err);
+    if (rc == CQ_OK)
+        rc = cq_config_parse(text, path, cfg, err);
+    free(text);
+    return rc;
+}
+
+/* HF `_compute_default_rope_parameters`: inv_freq = 1 / base^(arange(0, dim, 2) / dim) in
+ * float32; `_compute_llama3_parameters` then rescales by wavelength band. */
+void cq_rope_inv_freq(const cq_model_config *cfg, float *inv_freq)
+{
+    int64_t half = cfg->head_dim / 2;
+    float base = (float)cfg->rope_theta, dim = (float)cfg->head_dim;
+    for (int64_t i = 0; i < half; i++) {
+        float e = (float)(2 * i) / dim;
+        inv_freq[i] = 1.0f / powf(base, e);
+    }
+    if (cfg->rope_type == CQ_ROPE_LINEAR) {
+        for (int64_t i = 0; i < half; i++)
+            inv_freq[i] /= (float)cfg->rope_factor;
+        return;
+    }
+    if (cfg->rope_type != CQ_ROPE_LLAMA3)
+        return;
+    double factor = cfg->rope_factor, lo = cfg->rope_low_freq_factor;
+    double hi = cfg->rope_high_freq_factor, old = (double)cfg->rope_orig_max_pos;
+    double lo_wavelen = old / lo, hi_wavelen = old / hi;
+    for (int64_t i = 0; i < half; i++) {
+        float f = inv_freq[i];
+        double wavelen = 2 * M_PI / f;
+        if (wavelen > lo_wavelen) {
+            inv_freq[i] = (float)(f / factor);
+        } else if (wavelen >= hi_wavelen) {
+            double smooth = (old / wavelen - lo) / (hi - lo);
+            inv_freq[i] = (float)((1 - smooth) * f / factor + smooth * f);
+        }
+    }
+}
