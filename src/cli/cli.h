@@ -37,5 +37,6 @@ int cli_expect_args(int got, int want, const char *what, cq_error *err);
 int cmd_inspect(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_dequant(cq_cli *cli, int argc, char **argv, cq_error *err);
+int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err);
 
 #endif
