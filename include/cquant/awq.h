@@ -71,7 +71,9 @@ typedef struct cq_awq_group {
     int n_linear;            /* 1..CQ_AWQ_MAX_LINEARS */
     float *const *w;         /* w[i]: [rows[i] x cols], not modified */
     const int64_t *rows;
-    cq_awq_block_fn block;   /* NULL: the Linear itself, out = x·Wᵀ (n_linear must be 1) */
+    cq_awq_block_fn block;   /* NULL: the Linear itself, out = x·Wᵀ (n_linear must be 1):
+                                sgemm per trial, or with tokens > 2·cols the same loss from
+                                XᵀX formed once (Σ_r Δw_r·XᵀX·Δw_rᵀ, double) */
     void *block_ctx;
     int64_t out_elems;       /* size of the block output (ignored when block is NULL) */
 } cq_awq_group;
