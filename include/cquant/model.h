@@ -104,8 +104,10 @@ typedef struct cq_llama cq_llama;
 
 /* Receives the input of each Linear group (x [n_tokens x cols], row-major; valid only during
  * the call). layer_forward processes sequences in chunks of at most `chunk_tokens`, so the hook
- * is called once per chunk and point, in forward order. A non-zero return (a cq_status) stops
- * the forward with that status. */
+ * is called once per chunk and point, in forward order. Return CQ_OK to go on; CQ_HOOK_SKIP to
+ * skip the rest of this chunk (its output rows are then undefined: for GPTQ's true-sequential
+ * passes that only need one group's input); a negative cq_status stops the forward with it. */
+#define CQ_HOOK_SKIP 1
 typedef int (*cq_layer_hook)(void *ctx, int which, const float *x, int64_t n_tokens,
                              int64_t cols);
 
@@ -159,8 +161,9 @@ typedef int (*cq_layer_source)(void *ctx, int64_t layer, cq_layer_weights *w, cq
 typedef struct cq_eval_opts {
     int64_t seqlen;          /* window length (2048 in GPTQ's protocol) */
     int64_t max_windows;     /* 0 = all windows of the text */
-    size_t act_budget;       /* bytes for the two activation buffers of a batch of windows
-                                (0 = 512 MiB); at least one window per batch */
+    size_t act_budget;       /* bytes for the activation buffer of a batch of windows, which
+                                every layer updates in place (0 = 512 MiB); at least one
+                                window per batch */
     int64_t chunk_tokens;    /* forwarded to cq_llama_create (0 = default) */
     cq_layer_source source;  /* NULL = cq_layer_load from the checkpoint */
     void *source_ctx;

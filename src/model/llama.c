@@ -5,9 +5,11 @@
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "model/vecmath.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +137,9 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
                     int64_t chunk_tokens, cq_error *err)
 {
     *out = NULL;
+    if (cfg->hidden < 1 || cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->intermediate < 1 ||
+        cfg->vocab < 1 || cfg->head_dim < 2 || cfg->head_dim % 2 || cfg->n_heads % cfg->n_kv_heads)
+        return cq_errorf(err, CQ_E_USAGE, "model configuration is not a valid Llama shape");
     if (max_seqlen < 1 || max_seqlen > (1 << 20))
         return cq_errorf(err, CQ_E_USAGE, "sequence length %lld out of range",
                          (long long)max_seqlen);
@@ -155,7 +160,8 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
     if (m->logit_rows > T)
         m->logit_rows = T;
     /* Dims are bounded by cq_config_parse; T·dim is checked here before any product. */
-    bool ok = T <= INT64_MAX / 4 / (cfg->intermediate + wide + 1);
+    /* sgemm takes int dimensions */
+    bool ok = T <= INT32_MAX && T <= INT64_MAX / 4 / (cfg->intermediate + wide + 1);
     int64_t big = ok ? T * cfg->intermediate : 0;
     ok = ok && (m->cos = alloc_f32(max_seqlen * half)) && (m->sin = alloc_f32(max_seqlen * half));
     ok = ok && (m->xn = alloc_f32(T * cfg->hidden)) && (m->q = alloc_f32(T * qd)) &&
@@ -237,15 +243,10 @@ static void rope_apply(const cq_llama *m, float *x, int64_t T, int64_t seqlen, i
  * zeroed so that the following sgemm over the block's columns ignores them. */
 static void softmax_causal(float *row, int64_t lo, int64_t i, int64_t width)
 {
-    float mx = -INFINITY;
-    for (int64_t j = lo; j <= i; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    float sum = 0;
-    for (int64_t j = lo; j <= i; j++) {
-        row[j] = expf(row[j] - mx);
-        sum += row[j];
-    }
-    float inv = 1.0f / sum;
+    int64_t n = i + 1 - lo;
+    float mx = cq_vmax(row + lo, n);
+    cq_vexp_sub(row + lo, n, mx);
+    float inv = 1.0f / cq_vsum(row + lo, n);
     for (int64_t j = 0; j < lo; j++)
         row[j] = 0;
     for (int64_t j = lo; j <= i; j++)
@@ -274,13 +275,14 @@ static void attn_head(cq_llama *m, const float *Q, const float *K, const float *
     }
 }
 
+/* CQ_OK to go on, CQ_HOOK_SKIP (> 0) to skip the rest of the chunk, or a negative status. */
 static int call_hook(cq_layer_hook hook, void *ctx, int which, const float *x, int64_t n,
                      int64_t cols, cq_error *err)
 {
     int rc = hook ? hook(ctx, which, x, n, cols) : CQ_OK;
-    if (rc != CQ_OK)
-        return cq_errorf(err, rc < 0 ? rc : CQ_E_INTERNAL, "layer hook stopped the forward pass");
-    return CQ_OK;
+    if (rc == CQ_OK || rc == CQ_HOOK_SKIP)
+        return rc;
+    return cq_errorf(err, rc < 0 ? rc : CQ_E_INTERNAL, "layer hook stopped the forward pass");
 }
 
 /* Attention of ns sequences (T = ns·S tokens) from normed x into out (o_proj output). */
@@ -317,8 +319,7 @@ static int mlp_chunk(cq_llama *m, const cq_layer_weights *w, const float *x, flo
     cq_linear(x, T, c->hidden, w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], inter, m->up);
     float *g = m->gate;
     const float *u = m->up;
-    for (int64_t i = 0; i < n; i++) /* SwiGLU: silu(gate) · up, silu(x) = x·sigmoid(x) */
-        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    cq_vsilu_mul(g, u, n); /* SwiGLU: silu(gate) · up */
     int rc = call_hook(hook, hctx, CQ_HOOK_DOWN_IN, m->gate, T, inter, err);
     if (rc == CQ_OK)
         cq_linear(m->gate, T, inter, w->lin[CQ_LIN_DOWN], w->bias[CQ_LIN_DOWN], c->hidden, out);
@@ -356,15 +357,17 @@ int cq_layer_forward(cq_llama *m, const cq_layer_weights *w, const float *in, fl
         rc = call_hook(hook, hook_ctx, CQ_HOOK_QKV_IN, m->xn, T, H, err);
         if (rc == CQ_OK)
             rc = attn_chunk(m, w, m->xn, m->tmp, ns, seqlen, hook, hook_ctx, err);
-        if (rc != CQ_OK)
-            break;
-        add_rows(y, x, m->tmp, T * H); /* in-place safe: row-disjoint chunks */
-        cq_rmsnorm(y, w->post_norm, m->xn, T, H, m->cfg.rms_eps);
-        rc = call_hook(hook, hook_ctx, CQ_HOOK_GATEUP_IN, m->xn, T, H, err);
+        if (rc == CQ_OK) {
+            add_rows(y, x, m->tmp, T * H); /* in-place safe: row-disjoint chunks */
+            cq_rmsnorm(y, w->post_norm, m->xn, T, H, m->cfg.rms_eps);
+            rc = call_hook(hook, hook_ctx, CQ_HOOK_GATEUP_IN, m->xn, T, H, err);
+        }
         if (rc == CQ_OK)
             rc = mlp_chunk(m, w, m->xn, m->tmp, T, hook, hook_ctx, err);
         if (rc == CQ_OK)
             add_rows(y, y, m->tmp, T * H);
+        if (rc == CQ_HOOK_SKIP) /* the hook has what it needs from this chunk */
+            rc = CQ_OK;
     }
     return rc;
 }
@@ -416,22 +419,16 @@ int cq_head_logits(cq_llama *m, const cq_head_weights *h, const float *hidden, i
     return CQ_OK;
 }
 
-/* -log softmax(row)[target], with max subtraction and the sum in double. */
-static double row_nll(const float *row, int64_t V, int32_t target)
+/* -log softmax(row)[target] with max subtraction; row is scratch (overwritten by exp).
+ * Partial sums of 1024 in f32 lanes, the total in double. */
+static double row_nll(float *row, int64_t V, int32_t target)
 {
-    float mx = row[0];
-    for (int64_t j = 1; j < V; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    /* expf per element (the vocabulary is large); partial sums of 256 in f32, total in double */
+    float mx = cq_vmax(row, V), t = row[target];
+    cq_vexp_sub(row, V, mx);
     double sum = 0;
-    for (int64_t j0 = 0; j0 < V; j0 += 256) {
-        int64_t j1 = V - j0 < 256 ? V : j0 + 256;
-        float part = 0;
-        for (int64_t j = j0; j < j1; j++)
-            part += expf(row[j] - mx);
-        sum += part;
-    }
-    return log(sum) - (double)(row[target] - mx);
+    for (int64_t j0 = 0; j0 < V; j0 += 1024)
+        sum += cq_vsum(row + j0, V - j0 < 1024 ? V - j0 : 1024);
+    return log(sum) - (double)(t - mx);
 }
 
 int cq_head_nll(cq_llama *m, const cq_head_weights *h, const float *hidden, const int32_t *ids,

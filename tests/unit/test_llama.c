@@ -236,6 +236,45 @@ CQ_TEST(layer_gqa_default_rope)
     check_layer(&c, 2, 300, 0); /* crosses the 256-row attention block */
 }
 
+static int skip_after_o(void *ctx, int which, const float *x, int64_t n, int64_t cols)
+{
+    log_hook(ctx, which, x, n, cols);
+    return which == CQ_HOOK_O_IN ? CQ_HOOK_SKIP : CQ_OK;
+}
+
+static int fail_at_down(void *ctx, int which, const float *x, int64_t n, int64_t cols)
+{
+    return which == CQ_HOOK_DOWN_IN ? CQ_E_INTERRUPTED : CQ_OK;
+}
+
+/* CQ_HOOK_SKIP ends each chunk after the point (3 chunks of 1 sequence); a negative return
+ * stops the forward with that status. */
+CQ_TEST(hook_skip_and_stop)
+{
+    cq_model_config c;
+    base_config(&c);
+    cq_error err = CQ_ERROR_INIT;
+    cq_layer_weights w;
+    cq_llama *m = NULL;
+    int64_t S = 5, n = 3 * S * c.hidden;
+    float *x = calloc((size_t)n, sizeof(float)), *y = calloc((size_t)n, sizeof(float));
+    fill(x, n, 1.0, 0);
+    CQ_CHECK_OK(cq_layer_alloc(&w, &c, &err), &err);
+    fill(w.in_norm, c.hidden, 0.1, 1.0);
+    fill(w.post_norm, c.hidden, 0.1, 1.0);
+    CQ_CHECK_OK(cq_llama_create(&m, &c, S, S, &err), &err);
+    hook_log hl = {{0}, {0}, {0}, 0};
+    CQ_CHECK_OK(cq_layer_forward(m, &w, x, y, 3, S, skip_after_o, &hl, &err), &err);
+    CQ_CHECK(hl.calls[CQ_HOOK_QKV_IN] == 3 && hl.calls[CQ_HOOK_O_IN] == 3);
+    CQ_CHECK(hl.calls[CQ_HOOK_GATEUP_IN] == 0 && hl.calls[CQ_HOOK_DOWN_IN] == 0);
+    CQ_CHECK_EQ_INT(cq_layer_forward(m, &w, x, y, 3, S, fail_at_down, NULL, &err),
+                    CQ_E_INTERRUPTED);
+    CQ_CHECK(strstr(err.msg, "hook") != NULL);
+    cq_llama_free(m);
+    cq_layer_release(&w);
+    free(x), free(y);
+}
+
 CQ_TEST(layer_llama3_rope_and_inv_freq)
 {
     cq_model_config c;
