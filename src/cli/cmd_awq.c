@@ -232,6 +232,7 @@ typedef struct awq_args {
     calib_opts co;
     const char *calib;
     bool no_clip, no_duo;
+    int64_t n_blocks, block_len;   /* the calibration actually used */
 } awq_args;
 
 static int add_report(void *ctx, cJSON *cfg, cq_error *err)
@@ -240,6 +241,8 @@ static int add_report(void *ctx, cJSON *cfg, cq_error *err)
     awq_store *s = a->job.source_ctx;
     cJSON *o = cJSON_AddObjectToObject(cfg, "awq");
     cJSON_AddStringToObject(o, "calib", a->calib);
+    cJSON_AddNumberToObject(o, "calib_blocks", (double)a->n_blocks);
+    cJSON_AddNumberToObject(o, "calib_block_tokens", (double)a->block_len);
     cJSON_AddNumberToObject(o, "n_grid", a->awq.n_grid);
     cJSON_AddBoolToObject(o, "duo_scaling", a->awq.duo_scaling);
     cJSON_AddBoolToObject(o, "clip", a->awq.clip);
@@ -270,6 +273,8 @@ static int run_search(awq_args *a, awq_store *store, cq_error *err)
         cq_info("awq: %lld calibration blocks of %lld tokens", (long long)cal.n,
                 (long long)cal.seqlen);
         layer_ctx lc = {store, &cfg};
+        a->n_blocks = cal.n;
+        a->block_len = cal.seqlen;
         rc = cq_awq_model_run(&cfg, st, cal.ids, cal.n, cal.seqlen, &a->job.q, &a->awq,
                               keep_layer, &lc, err);
     }
@@ -284,6 +289,8 @@ static cJSON *summary_json(const awq_args *a, const cq_quant_summary *sum)
     cJSON_AddStringToObject(o, "command", "awq");
     cJSON_AddStringToObject(o, "model", a->job.model);
     cJSON_AddStringToObject(o, "calib", a->calib);
+    cJSON_AddNumberToObject(o, "calib_blocks", (double)a->n_blocks);
+    cJSON_AddNumberToObject(o, "calib_block_tokens", (double)a->block_len);
     cJSON_AddStringToObject(o, "output", sum->out);
     cJSON_AddStringToObject(o, "report", sum->report);
     cJSON_AddStringToObject(o, "format", a->job.layout->name);
