@@ -10,7 +10,6 @@
 #ifndef CQUANT_AWQ_H
 #define CQUANT_AWQ_H
 
-#include "cquant/calib.h"
 #include "cquant/error.h"
 #include "cquant/model.h"
 #include "cquant/quant.h"
@@ -40,8 +39,8 @@ void cq_awq_opts_defaults(cq_awq_opts *o);
  * group per row. NaN/Inf weights: CQ_E_NUMERIC. */
 int cq_awq_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t cols,
                     cq_qresult *out, cq_error *err);
-/* w <- dequant(quant(w)) in place, the same arithmetic without storing codes. Needs
- * cols % group == 0 (or group -1). */
+/* w <- dequant(quant(w)) in place, the same arithmetic without storing codes. A last group
+ * shorter than group_size is its own group (AutoAWQ itself requires cols % group == 0). */
 void cq_awq_fake_quant(const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols);
 
 /* The quantizer table entry ("awq"): run = cq_awq_quantize on weights already scaled/clipped. */
@@ -50,11 +49,11 @@ extern const cq_quantizer cq_quantizer_awq;
 /* ---- statistics (§F.3) ---- */
 
 /* x_mean[c] = mean over tokens of |x[t][c]| (summed in double). */
-void cq_awq_x_mean(const float *x, int64_t tokens, int64_t cols, float *x_mean);
+int cq_awq_x_mean(const float *x, int64_t tokens, int64_t cols, float *x_mean, cq_error *err);
 /* AutoAWQ's w_mean over the Linears of a group (weights concatenated along rows): |w| divided
  * by its group's max|w| + 1e-6, averaged over all rows. */
-void cq_awq_w_mean(float *const *w, const int64_t *rows, int n, int64_t cols, int64_t group,
-                   float *w_mean);
+int cq_awq_w_mean(float *const *w, const int64_t *rows, int n, int64_t cols, int64_t group,
+                  float *w_mean, cq_error *err);
 
 /* ---- scale search (§F.4) ---- */
 

@@ -146,31 +146,29 @@ const cq_quantizer cq_quantizer_awq = {
 
 /* ---- statistics ---- */
 
-void cq_awq_x_mean(const float *x, int64_t tokens, int64_t cols, float *x_mean)
+int cq_awq_x_mean(const float *x, int64_t tokens, int64_t cols, float *x_mean, cq_error *err)
 {
     double *acc = calloc((size_t)cols, sizeof *acc);
-    if (!acc) { /* column by column: slower, no memory */
-        for (int64_t c = 0; c < cols; c++) {
-            double s = 0;
-            for (int64_t t = 0; t < tokens; t++)
-                s += fabsf(x[t * cols + c]);
-            x_mean[c] = (float)(s / (double)(tokens > 0 ? tokens : 1));
-        }
-        return;
-    }
+    if (!acc)
+        return cq_errorf(err, CQ_E_NOMEM, "awq: out of memory for %lld channel means",
+                         (long long)cols);
     for (int64_t t = 0; t < tokens; t++)
         for (int64_t c = 0; c < cols; c++)
             acc[c] += fabsf(x[t * cols + c]);
     for (int64_t c = 0; c < cols; c++)
         x_mean[c] = (float)(acc[c] / (double)(tokens > 0 ? tokens : 1));
     free(acc);
+    return CQ_OK;
 }
 
-void cq_awq_w_mean(float *const *w, const int64_t *rows, int n, int64_t cols, int64_t group,
-                   float *w_mean)
+int cq_awq_w_mean(float *const *w, const int64_t *rows, int n, int64_t cols, int64_t group,
+                  float *w_mean, cq_error *err)
 {
     int64_t total = 0;
     double *acc = calloc((size_t)cols, sizeof *acc);
+    if (!acc)
+        return cq_errorf(err, CQ_E_NOMEM, "awq: out of memory for %lld channel means",
+                         (long long)cols);
     if (group <= 0)
         group = cols;
     for (int i = 0; i < n; i++) {
@@ -182,18 +180,16 @@ void cq_awq_w_mean(float *const *w, const int64_t *rows, int n, int64_t cols, in
                 float mx = 0;
                 for (int64_t c = c0; c < c1; c++)
                     mx = fabsf(row[c]) > mx ? fabsf(row[c]) : mx;
-                float d = mx + 1e-6f;
-                for (int64_t c = c0; c < c1; c++) {
-                    float v = fabsf(row[c]) / d;
-                    if (acc)
-                        acc[c] += v;
-                }
+                float d = mx + 1e-6f; /* AutoAWQ: |w| / (group max|w| + 1e-6) */
+                for (int64_t c = c0; c < c1; c++)
+                    acc[c] += fabsf(row[c]) / d;
             }
         }
     }
     for (int64_t c = 0; c < cols; c++)
-        w_mean[c] = acc ? (float)(acc[c] / (double)(total > 0 ? total : 1)) : 1.0f;
+        w_mean[c] = (float)(acc[c] / (double)(total > 0 ? total : 1));
     free(acc);
+    return CQ_OK;
 }
 
 /* ---- scale search ---- */
@@ -400,9 +396,13 @@ int cq_awq_search_scale(const cq_qconfig *q, const cq_awq_opts *o, const cq_awq_
     int rc = check_group(o, g, err);
     if (rc != CQ_OK || (rc = ws_alloc(&ws, g, err)) != CQ_OK)
         return rc;
-    cq_awq_x_mean(g->x, g->tokens, g->cols, ws.x_mean);
-    cq_awq_w_mean(g->w, g->rows, g->n_linear, g->cols, group_of(q, g->cols), ws.w_mean);
-    if (ws.gram || (rc = eval_block(g, g->w, ws.fp_out, err)) == CQ_OK)
+    if ((rc = cq_awq_x_mean(g->x, g->tokens, g->cols, ws.x_mean, err)) == CQ_OK)
+        rc = cq_awq_w_mean(g->w, g->rows, g->n_linear, g->cols, group_of(q, g->cols), ws.w_mean,
+                           err);
+    /* the FP output once (the XᵀX path needs none), then plain quantization as "before" */
+    if (rc == CQ_OK && !ws.gram)
+        rc = eval_block(g, g->w, ws.fp_out, err);
+    if (rc == CQ_OK)
         rc = trial_loss(q, g, &ws, NULL, &res->loss_before, err);
     if (rc == CQ_OK)
         rc = grid_loop(q, o, g, &ws, res, err);
