@@ -25,7 +25,8 @@ OPENBLAS_NUM_THREADS=$threads "$bin" "$model" "$nseq" "$seqlen" "$layer" "$threa
 py=/usr/bin/python3
 if "$py" -c 'import torch' 2>/dev/null; then
   echo "== pytorch $("$py" -c 'import torch; print(torch.__version__)') (f32, CPU)"
-  OMP_NUM_THREADS=$threads "$py" "$root/scripts/ref/awq_ref.py" "$model" "$nseq" "$seqlen" \
+  OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
+    "$py" "$root/scripts/ref/awq_ref.py" "$model" "$nseq" "$seqlen" \
     "$layer" "$threads" | tee "$bin.py.txt"
   sum() { grep '^group=' "$1" | grep -o ' seconds=[0-9.]*' | cut -d= -f2 | paste -sd+ | bc; }
   c=$(sum "$bin.c.txt")

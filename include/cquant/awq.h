@@ -72,7 +72,7 @@ typedef struct cq_awq_group {
     const int64_t *rows;
     cq_awq_block_fn block;   /* NULL: the Linear itself, out = x·Wᵀ (n_linear must be 1):
                                 sgemm per trial, or with tokens > 2·cols the same loss from
-                                XᵀX formed once (Σ_r Δw_r·XᵀX·Δw_rᵀ, double) */
+                                XᵀX formed once (Σ_r Δw_r·XᵀX·Δw_rᵀ) */
     void *block_ctx;
     int64_t out_elems;       /* size of the block output (ignored when block is NULL) */
 } cq_awq_group;

@@ -218,8 +218,8 @@ void cq_awq_ratio_scales(const float *x_mean, const float *w_mean, int64_t cols,
 typedef struct search_ws {
     float *fp_out, *out, *trial[CQ_AWQ_MAX_LINEARS];
     float *x_mean, *w_mean, *s;
-    double *gram;   /* Linear-only groups with many tokens: XᵀX [cols x cols], else NULL */
-    double *dw, *p; /* [rows x cols]: W_trial - W, and (W_trial - W)·XᵀX */
+    float *gram;    /* Linear-only groups with many tokens: XᵀX [cols x cols], else NULL */
+    float *dw, *p;  /* [rows x cols]: W_trial - W, and (W_trial - W)·XᵀX */
 } search_ws;
 
 static void ws_release(search_ws *ws)
@@ -245,16 +245,20 @@ static bool use_gram(const cq_awq_group *g)
     return !g->block && g->tokens > 2 * g->cols;
 }
 
-/* XᵀX in double, from f32 syrk over chunks of 256 tokens (short sums stay accurate in f32). */
+/* XᵀX: f32 syrk over chunks of 256 tokens (short sums stay accurate in f32) summed in double,
+ * then rounded to f32 for the per-trial products. The loss is a sum of squares (no
+ * cancellation in the terms that matter), so f32 products keep it to ~1e-6 relative. */
 static int gram_build(search_ws *ws, const cq_awq_group *g, cq_error *err)
 {
     int64_t C = g->cols, chunk = 256;
     float *part = malloc((size_t)(C * C) * sizeof *part);
-    ws->gram = calloc((size_t)(C * C), sizeof *ws->gram);
+    double *acc = calloc((size_t)(C * C), sizeof *acc);
+    ws->gram = malloc((size_t)(C * C) * sizeof *ws->gram);
     ws->dw = malloc((size_t)(g->rows[0] * C) * sizeof *ws->dw);
     ws->p = malloc((size_t)(g->rows[0] * C) * sizeof *ws->p);
-    if (!part || !ws->gram || !ws->dw || !ws->p) {
+    if (!part || !acc || !ws->gram || !ws->dw || !ws->p) {
         free(part);
+        free(acc);
         return cq_errorf(err, CQ_E_NOMEM, "out of memory for a %lld x %lld Gram matrix",
                          (long long)C, (long long)C);
     }
@@ -264,12 +268,13 @@ static int gram_build(search_ws *ws, const cq_awq_group *g, cq_error *err)
                     (int)C, 0.0f, part, (int)C);
         for (int64_t i = 0; i < C; i++)
             for (int64_t j = i; j < C; j++)
-                ws->gram[i * C + j] += part[i * C + j];
+                acc[i * C + j] += part[i * C + j];
     }
     for (int64_t i = 0; i < C; i++)
-        for (int64_t j = 0; j < i; j++)
-            ws->gram[i * C + j] = ws->gram[j * C + i];
+        for (int64_t j = i; j < C; j++)
+            ws->gram[i * C + j] = ws->gram[j * C + i] = (float)acc[i * C + j];
     free(part);
+    free(acc);
     return CQ_OK;
 }
 
@@ -277,12 +282,12 @@ static double gram_loss(search_ws *ws, const cq_awq_group *g)
 {
     int64_t R = g->rows[0], C = g->cols;
     for (int64_t i = 0; i < R * C; i++)
-        ws->dw[i] = (double)ws->trial[0][i] - (double)g->w[0][i];
-    cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, (int)R, (int)C, 1.0, ws->gram, (int)C,
-                ws->dw, (int)C, 0.0, ws->p, (int)C);
+        ws->dw[i] = ws->trial[0][i] - g->w[0][i];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)C, (int)C, 1.0f,
+                ws->dw, (int)C, ws->gram, (int)C, 0.0f, ws->p, (int)C);
     double s = 0;
     for (int64_t i = 0; i < R * C; i++)
-        s += ws->p[i] * ws->dw[i];
+        s += (double)ws->p[i] * ws->dw[i];
     return s / (double)(g->tokens * R);
 }
 

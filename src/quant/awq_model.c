@@ -11,6 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+/* Tokens per forward chunk: the MLP's gate/up activations of 512 tokens stay in cache between
+ * the GEMMs and the SwiGLU pass (4096 tokens spill: 16 MB each at intermediate 1024), which the
+ * 22 evaluations per group repeat. Raised to seqlen by cq_llama_create when longer. */
+#define AWQ_CHUNK_TOKENS 512
+
 static const char *const group_names[CQ_AWQ_N_GROUPS] = {
     "self_attn.q_k_v", "self_attn.o_proj", "mlp.gate_up", "mlp.down_proj"};
 
@@ -259,7 +264,7 @@ int cq_awq_model_run(const cq_model_config *cfg, const cq_st_model *st, const in
                          (long long)n_seq, (long long)seqlen);
     int rc = cq_qconfig_check(q, err);
     if (rc == CQ_OK)
-        rc = cq_llama_create(&d.m, cfg, seqlen, 0, err);
+        rc = cq_llama_create(&d.m, cfg, seqlen, AWQ_CHUNK_TOKENS, err);
     if (rc == CQ_OK)
         rc = rec_alloc(&d, err);
     if (rc == CQ_OK)
