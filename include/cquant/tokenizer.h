@@ -7,6 +7,8 @@
  * (accepted when the text is already NFC-stable) and Sequence; added tokens (split first,
  * longest match, lstrip/rstrip/single_word); post-processor TemplateProcessing (single).
  * Anything else is a CQ_E_UNSUPPORTED error at load, never a silent difference.
+ * \p{L}/\p{N} come from Unicode 14.0 tables (scripts/gen_unicode_tables.py); \s is White_Space.
+ * Added tokens are matched on the raw text (their `normalized` flag is not honoured separately).
  *
  * A loaded tokenizer is immutable: encode/decode may run concurrently on one object. */
 #ifndef CQUANT_TOKENIZER_H

@@ -44,7 +44,11 @@ def main():
             rows.append([t, pieces])
         out[name] = rows
     with open(os.path.join(root, "tests", "data", "pretok_expected.json"), "w", encoding="utf-8") as f:
-        json.dump(out, f, ensure_ascii=True, indent=0)
+        f.write("{\n")  # one [text, pieces] row per line
+        for k, name in enumerate(out):
+            rows = ",\n".join(json.dumps(r, ensure_ascii=True) for r in out[name])
+            f.write('"%s": [\n%s\n]%s\n' % (name, rows, "," if k + 1 < len(out) else ""))
+        f.write("}\n")
     print("wrote", len(texts), "strings x", len(PATTERNS), "patterns")
 
 

@@ -124,7 +124,8 @@ static int dequant_one(dq_state *s, const dq_linear *l, cq_error *err)
     cq_qresult qr = {0};
     float *w = NULL;
     void *out = NULL;
-    size_t numel = (size_t)l->rows * (size_t)l->cols, osz = (size_t)cq_dtype_info(s->out_dtype)->size;
+    size_t numel = (size_t)l->rows * (size_t)l->cols;
+    size_t osz = (size_t)cq_dtype_info(s->out_dtype)->size;
     for (size_t i = 0; i < cq_st_count(s->m) && n < CQ_PACK_MAX_TENSORS; i++) {
         const cq_st_tensor *t = cq_st_at(s->m, i);
         if (!s->member[i] || !under(t->name, l->prefix))
@@ -212,6 +213,7 @@ static int run(dq_state *s, const char *in, const char *out, bool force, const c
 {
     int rc;
     if ((rc = open_input(s, in, err)) != CQ_OK || (rc = find_linears(s, err)) != CQ_OK ||
+        (rc = cq_make_parents(out, err)) != CQ_OK ||
         (rc = cq_outdir_begin(&s->od, out, force, err)) != CQ_OK)
         return rc;
     const char *dir = cq_outdir_path(&s->od);

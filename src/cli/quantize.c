@@ -526,6 +526,29 @@ static int build_output(run_state *s, cq_error *err)
     return cq_report_write(s->report, path, false, err);
 }
 
+int cq_make_parents(const char *path, cq_error *err)
+{
+    char buf[4096];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf)
+        return cq_errorf(err, CQ_E_USAGE, "'%s': path too long", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf)
+        return CQ_OK;
+    *slash = 0;
+    /* mkdir -p, one component at a time; existing folders are fine */
+    for (char *p = buf + 1;; p++) {
+        char c = *p;
+        if (c == '/' || c == 0) {
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create folder", buf);
+            *p = c;
+        }
+        if (!c)
+            return CQ_OK;
+    }
+}
+
 /* Options the layout can never hold (awq with 3 bits, ...) are a usage error, not 56 skipped
  * layers: probe check() with a shape every layout accepts. */
 static int check_layout_options(const cq_quant_job *job, cq_error *err)
@@ -553,7 +576,7 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
     if ((rc = cq_qconfig_check(&job->q, err)) != CQ_OK ||
         (rc = check_layout_options(job, err)) != CQ_OK ||
         (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||
-        (rc = make_plan(&s, err)) != CQ_OK ||
+        (rc = make_plan(&s, err)) != CQ_OK || (rc = cq_make_parents(sum->out, err)) != CQ_OK ||
         (rc = cq_outdir_begin(&s.od, sum->out, job->force, err)) != CQ_OK ||
         (rc = start_report(&s, err)) != CQ_OK)
         goto done;

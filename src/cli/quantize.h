@@ -54,6 +54,9 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err);
 /* The default output path for a job (job->out == NULL). */
 void cq_quant_default_out(const cq_quant_job *job, char *buf, size_t n);
 
+/* Create the missing parent folders of PATH (mkdir -p of its dirname). CQ_E_IO. */
+int cq_make_parents(const char *path, cq_error *err);
+
 /* Copy the tokenizer/generation files that exist in src_dir into dst_dir. */
 int cq_copy_aux_files(const char *src_dir, const char *dst_dir, cq_error *err);
 

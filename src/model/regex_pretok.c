@@ -12,9 +12,8 @@ static const char re_gpt2[] =
 static const char re_llama3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char re_qwen2[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char re_qwen2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 int tok_regex_kind(const char *pattern)
 {
@@ -48,7 +47,10 @@ static uint32_t at(const cur *c, size_t p, int *n)
     return cp;
 }
 
-static int cls_at(const cur *c, size_t p, int *n) { return cq_uni_class(at(c, p, n)); }
+static int cls_at(const cur *c, size_t p, int *n)
+{
+    return cq_uni_class(at(c, p, n));
+}
 
 /* Advance over characters of class cls (at most max of them; max < 0: no limit). */
 static size_t run_cls(const cur *c, size_t p, int cls, int max)

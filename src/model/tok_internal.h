@@ -49,6 +49,10 @@ int tok_pairmap_put(tok_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t 
 const tok_pent *tok_pairmap_get(const tok_pairmap *m, int32_t a, int32_t b);
 void tok_pairmap_free(tok_pairmap *m);
 
+/* Fill t from the parsed tokenizer.json (tok_json.c); errors name path. */
+typedef struct cJSON cJSON;
+int tok_load_json(cq_tokenizer *t, const cJSON *root, const char *path, cq_error *err);
+
 /* Pre-tokenizer regexes implemented by hand (regex_pretok.c). */
 enum { TOK_RE_GPT2 = 1, TOK_RE_LLAMA3 = 2, TOK_RE_QWEN2 = 3 };
 /* The regex kind whose pattern text is `pattern`, or 0 when not one we implement. */
@@ -106,15 +110,53 @@ struct cq_tokenizer {
     int32_t unk_id;
     const char *cont_prefix, *eow_suffix; /* NULL when unset or empty */
     size_t cont_prefix_len, eow_suffix_len;
-    int32_t byte_fb_id[256];   /* "<0xXX>" ids, -1 when missing */
-    char byte_char[256][3];    /* GPT-2 bytes_to_unicode as UTF-8 */
+    int32_t byte_fb_id[256]; /* "<0xXX>" ids, -1 when missing */
+    char byte_char[256][3];  /* GPT-2 bytes_to_unicode as UTF-8 */
     uint8_t byte_char_len[256];
-    int16_t char_byte[512];    /* inverse for code points < 512, -1 elsewhere */
+    int16_t char_byte[512]; /* inverse for code points < 512, -1 elsewhere */
     int32_t prefix_ids[TOK_MAX_TEMPLATE], suffix_ids[TOK_MAX_TEMPLATE];
     int n_prefix, n_suffix;
     int32_t bos_id, eos_id;
     int decoder, dec_strip;
     char hash[65];
 };
+
+typedef struct tok_sym {
+    int32_t id, prev, next, alive;
+} tok_sym;
+
+typedef struct tok_hent {
+    int32_t rank, pos, new_id;
+} tok_hent;
+
+typedef struct tok_buf {
+    char *p;
+    size_t n, cap;
+} tok_buf;
+
+/* Per-call encoder state: output ids, the word cache, BPE and normalizer scratch. */
+typedef struct tok_enc {
+    const cq_tokenizer *t;
+    int32_t *ids;
+    size_t n, cap;
+    tok_strmap cache;
+    tok_arena cache_keys;
+    int32_t *pool;
+    size_t pool_n, pool_cap;
+    tok_sym *syms;
+    size_t syms_cap;
+    tok_hent *heap;
+    size_t heap_n, heap_cap;
+    tok_buf nb[2], word;
+    cq_error *err;
+} tok_enc;
+
+int tok_nomem(tok_enc *c);
+/* Grow *p (elements of size sz) to hold at least need elements; -1 on overflow or no memory. */
+int tok_grow(void **p, size_t *cap, size_t need, size_t sz);
+int tok_emit(tok_enc *c, int32_t id);
+int tok_buf_put(tok_buf *b, const char *s, size_t n);
+/* BPE-merge one pre-tokenized word and append its ids (tok_bpe.c). */
+int tok_bpe_word(tok_enc *c, const char *w, size_t len);
 
 #endif

@@ -31,4 +31,5 @@ has "$T/rep.json" '"schema":[[:space:]]*"cquant-report/1"' "--report FILE writte
 # dequant of a float checkpoint is bad input
 expect 4 "$CQ_BIN" dequant "$TINY" -o "$T/dq" && has "$T/err" "not quantized" "dequant float input"
 [ ! -e "$T/dq" ] && ok || fail "dequant failure left output"
+expect 0 "$CQ_BIN" -q rtn "$TINY" -o "$T/a/b/c" && [ -f "$T/a/b/c/model.safetensors" ] && ok || fail "missing parents of -o are created"
 finish

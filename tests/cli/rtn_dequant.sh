@@ -21,8 +21,6 @@ has "$T/out" "^tensors: 74 in 1 shard\(s\), 15735168 parameters" "dequant: total
 has "$T/out" "^model\.layers\.0\.mlp\.down_proj\.weight +F32 " "dequant: Linear in F32"
 has "$T/out" "^model\.embed_tokens\.weight +BF16 " "dequant: embedding untouched"
 grep -q quantization_config "$T/d/config.json" && fail "dequant config keeps quantization_config" || ok
-expect 0 "$CQ_BIN" -q dequant --dtype f16 "$T/q" -o "$T/d16"
-expect 0 "$CQ_BIN" inspect "$T/d16" && has "$T/out" "^model\.layers\.0\.mlp\.down_proj\.weight +F16 " "dequant --dtype f16"
 
 # stories260K: dims 64/172. With groups of 32, q/k/v/o fit GPTQ; gate/up (out 172) and
 # down (in 172) do not: 5 layers x 3 skipped, 5 x 4 quantized; each skip warned once.
@@ -36,15 +34,17 @@ eq "$(grep -c '"status":[[:space:]]*"skipped"' "$R")" 15 "stories: skipped entri
 eq "$(grep -c '"reason":[[:space:]]*"gptq needs' "$R")" 15 "stories: skip reasons"
 has "$T/s/config.json" '"-:\^model\\\\.layers\\\\.0\\\\.mlp\\\\.down_proj\$"' "stories: skipped Linear in dynamic"
 expect 0 "$CQ_BIN" inspect "$T/s" && has "$T/out" "^model\.layers\.0\.mlp\.up_proj\.weight +F32 +\[172, 64\]" "stories: skipped layer kept F32"
-expect 0 "$CQ_BIN" -q dequant "$T/s" -o "$T/sd"
+expect 0 "$CQ_BIN" -q dequant --dtype f16 "$T/s" -o "$T/sd"
 expect 0 "$CQ_BIN" inspect "$S" && names_shapes "$T/out" >"$T/sorig.txt"
 expect 0 "$CQ_BIN" inspect "$T/sd" && names_shapes "$T/out" >"$T/sdeq.txt"
 cmp -s "$T/sorig.txt" "$T/sdeq.txt" && ok || fail "stories dequant: names/shapes differ"
+has "$T/out" "^model\.layers\.0\.self_attn\.q_proj\.weight +F16 " "dequant --dtype f16"
+has "$T/out" "^model\.layers\.0\.mlp\.up_proj\.weight +F32 " "skipped layer copied as F32"
 # --strict turns the first skip into an error (exit 4) and leaves nothing behind
 expect 4 "$CQ_BIN" rtn --strict --group 32 "$S" -o "$T/strict" && has "$T/err" "--strict" "strict message"
 [ ! -e "$T/strict" ] && ok || fail "--strict left an output"
 # sharded output: --max-shard-size splits and writes the index
-expect 0 "$CQ_BIN" -q rtn --max-shard-size 4MB "$M" -o "$T/sh"
+expect 0 "$CQ_BIN" -q rtn --max-shard-size 4MB "$TINY" -o "$T/sh"
 [ -f "$T/sh/model.safetensors.index.json" ] && ok || fail "no index for a sharded output"
 expect 0 "$CQ_BIN" inspect --json "$T/sh" && [ "$(json_num "$T/out" shards)" -gt 1 ] && ok || fail "not sharded"
 finish

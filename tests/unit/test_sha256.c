@@ -19,10 +19,13 @@ CQ_TEST(nist_vectors)
     check_hex("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     check_hex("", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    check_hex(m448, strlen(m448), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-    const char *m896 = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopq"
-                       "klmnopqrlmnopqrsmnopqrstnopqrstu";
-    check_hex(m896, strlen(m896), "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+    check_hex(m448, strlen(m448),
+              "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    const char *m896 =
+        "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopq"
+        "klmnopqrlmnopqrsmnopqrstnopqrstu";
+    check_hex(m896, strlen(m896),
+              "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
 }
 
 CQ_TEST(million_a_streamed)
@@ -70,9 +73,14 @@ CQ_TEST(padding_edges)
             CQ_FAIL("len %zu: %s vs %s", len, h1, h2);
     }
     /* Digests of the same bytes from Python's hashlib (an independent implementation). */
-    check_hex((const char *)buf, 55, "e7313d333c272e639f790978283f9eb392e843d0f29b7016828bb1daa4aac70b");
-    check_hex((const char *)buf, 56, "4324d65f3c103567f5589c710bc08f8523f929a9272e3af36fc968e52abc6c27");
-    check_hex((const char *)buf, 64, "39e3d7b6b5d075d37d053ad89b24b41bef4f3c29760c84447cab3f3be1882241");
-    check_hex((const char *)buf, 119, "9ce7368e4daf32341631b492e80359dc9f594b48453cd0dd5bf0b19279cc177e");
-    check_hex((const char *)buf, 130, "4d5e47a2e8510a314576c238f6ff19d389d3ef3aaaca8b2e530263a5d15741da");
+    check_hex((const char *)buf, 55,
+              "e7313d333c272e639f790978283f9eb392e843d0f29b7016828bb1daa4aac70b");
+    check_hex((const char *)buf, 56,
+              "4324d65f3c103567f5589c710bc08f8523f929a9272e3af36fc968e52abc6c27");
+    check_hex((const char *)buf, 64,
+              "39e3d7b6b5d075d37d053ad89b24b41bef4f3c29760c84447cab3f3be1882241");
+    check_hex((const char *)buf, 119,
+              "9ce7368e4daf32341631b492e80359dc9f594b48453cd0dd5bf0b19279cc177e");
+    check_hex((const char *)buf, 130,
+              "4d5e47a2e8510a314576c238f6ff19d389d3ef3aaaca8b2e530263a5d15741da");
 }

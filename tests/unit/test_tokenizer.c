@@ -60,7 +60,8 @@ static cJSON *load_json(const char *path)
     return j;
 }
 
-static void check_ids(const char *what, const int32_t *got, int64_t n, const int32_t *want, int64_t m)
+static void check_ids(const char *what, const int32_t *got, int64_t n, const int32_t *want,
+                      int64_t m)
 {
     int64_t bad = -1;
     for (int64_t i = 0; i < n && i < m && bad < 0; i++)
@@ -72,8 +73,8 @@ static void check_ids(const char *what, const int32_t *got, int64_t n, const int
                 bad >= 0 ? want[bad] : -1);
 }
 
-static void check_encode(const cq_tokenizer *t, const char *text, int add_special, const int32_t *want,
-                         int64_t m)
+static void check_encode(const cq_tokenizer *t, const char *text, int add_special,
+                         const int32_t *want, int64_t m)
 {
     cq_error err = CQ_ERROR_INIT;
     int32_t *ids = NULL;
@@ -147,16 +148,23 @@ static void check_shared_tokenizer(const char *name, int32_t **ids_out, int64_t 
     CQ_CHECK(e && probes && text);
     if (!e || !probes || !text)
         goto done;
-    CQ_CHECK_OK(cq_tokenizer_load(&t, cq_test_shared_path(cJSON_GetObjectItem(e, "path")->valuestring), &err), &err);
+    CQ_CHECK_OK(cq_tokenizer_load(
+                    &t, cq_test_shared_path(cJSON_GetObjectItem(e, "path")->valuestring), &err),
+                &err);
     if (!t)
         goto done;
-    CQ_CHECK(strcmp(cq_tokenizer_hash(t), cJSON_GetObjectItem(e, "tokenizer_json_sha256")->valuestring) == 0);
+    CQ_CHECK(strcmp(cq_tokenizer_hash(t),
+                    cJSON_GetObjectItem(e, "tokenizer_json_sha256")->valuestring) == 0);
     int32_t *ids = NULL;
     int64_t n = 0;
     char hex[65];
     CQ_CHECK_OK(cq_tokenizer_encode(t, text, len, 0, &ids, &n, &err), &err);
     ids_sha256(ids, n, hex);
-    fprintf(stderr, "%s: wikitext %lld ids sha256 %s\n", name, (long long)n, hex);
+    fprintf(stderr, "%s: wikitext %lld ids sha256 %s (expected values: %s)\n", name, (long long)n,
+            hex,
+            cJSON_IsTrue(cJSON_GetObjectItem(e, "hf_confirmed"))
+                ? "HF"
+                : "independent python BPE, HF pending");
     CQ_CHECK_EQ_INT(n, cJSON_GetObjectItem(e, "wikitext_count")->valuedouble);
     CQ_CHECK(strcmp(hex, cJSON_GetObjectItem(e, "wikitext_sha256")->valuestring) == 0);
     /* decode(encode(text)) == text */
@@ -327,7 +335,8 @@ static void check_sp_common(const cq_tokenizer *t)
     cq_error err = CQ_ERROR_INIT;
     char *s = NULL;
     size_t n = 0;
-    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){18, 23, 6, 15, 4, 5, 3}, 7, &s, &n, &err), &err);
+    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){18, 23, 6, 15, 4, 5, 3}, 7, &s, &n, &err),
+                &err);
     CQ_CHECK(s && strcmp(s, "hello world  h\xC3\xA9\n") == 0);
     free(s);
 }
@@ -411,34 +420,56 @@ CQ_TEST(hostile_files)
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}", CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": {}}}", CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [7]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"aa\"]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a a\"]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\", 1]]}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"unk_token\": \"<unk>\"}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"unk_token\": 5}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"byte_fallback\": \"yes\"}}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": 3}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": 4000000000, "
-         "\"content\": \"x\"}]}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": 1}]}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [7]}", CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": \"Replace\"}}",
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"aa\"]}}",
          CQ_E_FORMAT},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": \"Sequence\", "
-         "\"normalizers\": 1}}", CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a a\"]}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\", 1]]}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"unk_token\": \"<unk>\"}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"unk_token\": 5}}", CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"byte_fallback\": \"yes\"}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": 3}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": "
+         "4000000000, "
+         "\"content\": \"x\"}]}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": 1}]}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [7]}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": "
+         "\"Replace\"}}",
+         CQ_E_FORMAT},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": "
+         "\"Sequence\", "
+         "\"normalizers\": 1}}",
+         CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"post_processor\": {\"type\": "
-         "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}], \"special_tokens\": "
-         "{\"<s>\": {\"ids\": [99999999]}}}}", CQ_E_FORMAT},
+         "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}], "
+         "\"special_tokens\": "
+         "{\"<s>\": {\"ids\": [99999999]}}}}",
+         CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"post_processor\": {\"type\": "
-         "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}]}}", CQ_E_FORMAT},
+         "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}]}}",
+         CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": "
-         "\"ByteLevel\", \"use_regex\": 3}}", CQ_E_FORMAT},
+         "\"ByteLevel\", \"use_regex\": 3}}",
+         CQ_E_FORMAT},
         {"{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", CQ_E_UNSUPPORTED},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": \"Split\", "
-         "\"pattern\": {\"Regex\": \"\\\\w+\\n\"}, \"behavior\": \"Isolated\"}}", CQ_E_UNSUPPORTED},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": \"NFKC\"}}",
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": "
+         "\"Split\", "
+         "\"pattern\": {\"Regex\": \"\\\\w+\\n\"}, \"behavior\": \"Isolated\"}}",
+         CQ_E_UNSUPPORTED},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": {\"type\": "
+         "\"NFKC\"}}",
          CQ_E_UNSUPPORTED},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": null}}", CQ_OK},
     };
@@ -496,7 +527,8 @@ CQ_TEST(invalid_utf8_text)
     static const char *bad[] = {"ab\xC3", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "a\x80"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cq_error_clear(&err);
-        CQ_CHECK_EQ_INT(cq_tokenizer_encode(t, bad[i], strlen(bad[i]), 0, &ids, &n, &err), CQ_E_FORMAT);
+        CQ_CHECK_EQ_INT(cq_tokenizer_encode(t, bad[i], strlen(bad[i]), 0, &ids, &n, &err),
+                        CQ_E_FORMAT);
         CQ_CHECK(ids == NULL && n == 0);
     }
     cq_tokenizer_free(t);
@@ -514,8 +546,9 @@ CQ_TEST(llama3_style_bytelevel)
         return;
     /* pieces "Hello" " world" "'s" " " "123" "45" "\n\n"; Hello -> H el lo, the rest bytes */
     check_encode(t, "Hello world's 12345\n\n", 0,
-                 (const int32_t[]){72, 257, 258, 32, 119, 111, 114, 108, 100, 39, 115, 32, 49, 50, 51,
-                                   52, 53, 10, 10}, 19);
+                 (const int32_t[]){72, 257, 258, 32, 119, 111, 114, 108, 100, 39, 115, 32, 49, 50,
+                                   51, 52, 53, 10, 10},
+                 19);
     /* ignore_merges: the piece " hello" is itself a vocab entry (merges would give 256 257 258) */
     check_encode(t, " hello", 0, (const int32_t[]){259}, 1);
     /* (?i:'s): "'S" is one piece */
@@ -524,7 +557,8 @@ CQ_TEST(llama3_style_bytelevel)
     check_encode(t, "hi", 1, (const int32_t[]){260, 104, 105}, 3);
     char *s = NULL;
     size_t n = 0;
-    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){260, 259, 257, 10}, 4, &s, &n, &err), &err);
+    CQ_CHECK_OK(cq_tokenizer_decode(t, (const int32_t[]){260, 259, 257, 10}, 4, &s, &n, &err),
+                &err);
     CQ_CHECK(s && strcmp(s, "<|begin_of_text|> helloel\n") == 0);
     free(s);
     cq_tokenizer_free(t);
@@ -576,4 +610,67 @@ CQ_TEST(nfc_normalizer_and_empty_text)
     }
     free(k);
     free(j);
+}
+
+static int64_t count_file_ids(const char *tokdir, const char *textrel)
+{
+    cq_error err = CQ_ERROR_INIT;
+    cq_tokenizer *t = NULL;
+    size_t len = 0;
+    int64_t n = -1;
+    char *text = slurp(cq_test_shared_path(textrel), &len);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", cq_test_shared_path(tokdir));
+    CQ_CHECK_OK(cq_tokenizer_load(&t, dir, &err), &err);
+    if (t && text) {
+        int32_t *ids = NULL;
+        CQ_CHECK_OK(cq_tokenizer_encode(t, text, len, 0, &ids, &n, &err), &err);
+        free(ids);
+    }
+    cq_tokenizer_free(t);
+    free(text);
+    return n;
+}
+
+/* Counts published with the data: MODEL.md's held-out validation is 555,528 tokens of
+ * calib-debian-docs.txt; nanoGPT's shakespeare/prepare.py (tiktoken gpt2) reports 301,966 +
+ * 36,059 = 338,025 tokens for its 90/10 split of tinyshakespeare. */
+CQ_TEST(published_counts)
+{
+    if (!cq_test_shared())
+        return;
+    CQ_CHECK_EQ_INT(count_file_ids("models/cq-llama-16m", "text/calib-debian-docs.txt"), 555528);
+    CQ_CHECK_EQ_INT(count_file_ids("tokenizers/gpt2", "text/tinyshakespeare.txt"), 338025);
+}
+
+/* Runs without the shared folder: the repo's cq-llama-tiny has the same tokenizer.json and its
+ * reference_logits.safetensors holds the first 128 WikiText ids (HF). Decoding them and encoding
+ * the text again must give the same ids back (the 128th token ends a word here). */
+CQ_TEST(repo_tiny_reference_ids_round_trip)
+{
+    const char *src = getenv("CQ_SRC");
+    char dir[4096], ref[4200];
+    snprintf(dir, sizeof dir, "%s/data/models/cq-llama-tiny", src ? src : ".");
+    snprintf(ref, sizeof ref, "%s/reference_logits.safetensors", dir);
+    int64_t n = 0, m = 0;
+    int32_t *ids = reference_input_ids(ref, &n), *again = NULL;
+    CQ_CHECK_EQ_INT(n, 128);
+    cq_error err = CQ_ERROR_INIT;
+    cq_tokenizer *t = NULL;
+    CQ_CHECK_OK(cq_tokenizer_load(&t, dir, &err), &err);
+    if (t && ids && n == 128) {
+        CQ_CHECK(strcmp(cq_tokenizer_hash(t),
+                        "4485932beebb0e0631b485f46f083a54fb0021dbbf385d707313b13c97539027") == 0);
+        check_ids("reference head", ids, 8,
+                  (const int32_t[]){1747, 567, 488, 81, 5647, 469, 3449, 365}, 8);
+        char *text = NULL;
+        size_t len = 0;
+        CQ_CHECK_OK(cq_tokenizer_decode(t, ids, n, &text, &len, &err), &err);
+        CQ_CHECK_OK(cq_tokenizer_encode(t, text, len, 0, &again, &m, &err), &err);
+        check_ids("encode(decode(reference ids))", again, m, ids, n);
+        free(text);
+    }
+    free(again);
+    free(ids);
+    cq_tokenizer_free(t);
 }
