@@ -32,6 +32,9 @@ typedef struct gptq {
     float *w1;         /* [workers x w1_len] one row buffer per worker */
     int64_t w1_len;    /* bs, or cols when permuting rows (act-order) */
     double *loss;      /* [rows] running sum of (w - q)^2 / d^2 */
+    double *inv_d2;    /* [cols] 1 / U_ii^2, one division per column instead of per entry */
+    int64_t *col_group; /* [cols] group_of(c), precomputed: two idivs per entry were the
+                           costliest instructions of the row kernel */
     int64_t i1, i2;    /* current block */
     cq_qresult *out;
 } gptq;
@@ -68,6 +71,11 @@ static void axpy_neg(float *restrict w1, const float *restrict u, float e, int64
         w1[j] -= e * u[j];
 }
 
+/* Built twice, for AVX2 and for the x86-64 baseline, picked at load time. AVX2 alone (no FMA)
+ * keeps mul-then-sub, so both versions give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 static void block_row(gptq *s, int64_t r, float *restrict w1)
 {
     const int64_t cols = s->cols, bw = s->i2 - s->i1;
@@ -76,15 +84,16 @@ static void block_row(gptq *s, int64_t r, float *restrict w1)
     memcpy(w1, s->w + r * cols + s->i1, (size_t)bw * sizeof *w1);
     for (int64_t i = 0; i < bw; i++) {
         int64_t c = s->i1 + i;
-        if (s->refit && c % s->gsize == 0)
+        int64_t g = s->col_group[c];
+        if (s->refit && g * s->gsize == c)
             refit_row(s, r, c);
-        int64_t k = group_of(s, c) * s->rows + r;
+        int64_t k = g * s->rows + r;
         float sc = s->out->scale[k], z = (float)s->out->zero[k];
         float code = cq_grid_code(w1[i], sc, z, s->grid.maxq);
         float diff = w1[i] - cq_grid_dequant(code, sc, z);
         float d = s->u[c * cols + c];
         e[i] = diff / d;
-        loss += (double)diff * diff / ((double)d * d);
+        loss += (double)diff * diff * s->inv_d2[c];
         axpy_neg(w1 + i + 1, s->u + c * cols + c + 1, e[i], bw - i - 1);
         s->out->q[r * cols + s->perm[c]] = (uint8_t)code;
     }
@@ -196,6 +205,8 @@ static int inverse_factor(gptq *s, const double *h, const double *diag, cq_error
     if (rc == CQ_OK) {
         for (int64_t i = 0; i < n * n; i++)
             s->u[i] = (float)a[i];
+        for (int64_t i = 0; i < n; i++)
+            s->inv_d2[i] = 1.0 / ((double)s->u[i * n + i] * s->u[i * n + i]);
     }
     free(a);
     if (rc != CQ_OK)
@@ -259,6 +270,8 @@ static void gptq_free(gptq *s)
     free(s->err);
     free(s->w1);
     free(s->loss);
+    free(s->inv_d2);
+    free(s->col_group);
 }
 
 static int gptq_setup(gptq *s, const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols,
@@ -281,6 +294,8 @@ static int gptq_setup(gptq *s, const cq_qconfig *cfg, float *w, int64_t rows, in
     s->perm = alloc_f(cols, 2, sizeof *s->perm, &fail); /* second half: sort scratch */
     s->err = alloc_f(rows, s->bs, sizeof *s->err, &fail);
     s->w1 = alloc_f(workers, s->w1_len, sizeof *s->w1, &fail);
+    s->inv_d2 = alloc_f(cols, 1, sizeof *s->inv_d2, &fail);
+    s->col_group = alloc_f(cols, 1, sizeof *s->col_group, &fail);
     s->loss = fail ? NULL : calloc((size_t)rows, sizeof *s->loss);
     if (fail || !s->loss) {
         gptq_free(s);
@@ -312,12 +327,14 @@ static void finish(gptq *s, float *w)
 /* Visiting order and its inverse (stored in perm[cols..2cols)). */
 static void order_columns(gptq *s, const double *diag, int workers)
 {
-    if (!s->cfg->act_order)
-        return;
-    merge_sort(s->perm, s->perm + s->cols, s->cols, diag);
+    if (s->cfg->act_order) {
+        merge_sort(s->perm, s->perm + s->cols, s->cols, diag);
+        for (int64_t c = 0; c < s->cols; c++)
+            s->perm[s->cols + s->perm[c]] = c;
+        cq_par_rows(workers, s->rows, permute_rows, s);
+    }
     for (int64_t c = 0; c < s->cols; c++)
-        s->perm[s->cols + s->perm[c]] = c;
-    cq_par_rows(workers, s->rows, permute_rows, s);
+        s->col_group[c] = group_of(s, c);
 }
 
 static int gptq_body(gptq *s, const double *h, int workers, cq_error *err)

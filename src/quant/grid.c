@@ -69,6 +69,13 @@ void cq_grid_fit(const cq_grid *g, const float *x, int64_t n, float *scale, floa
         xmax = 1.0f;
     }
     *scale = (xmax - xmin) / g->maxq;
+    if (!(*scale > 0.0f)) {
+        /* Range below ~1e-37: the scale underflows to 0 and every code would be 0/0. The
+         * reference produces NaN codes there; we treat the row as all-zero instead. */
+        xmin = -1.0f;
+        xmax = 1.0f;
+        *scale = 2.0f / g->maxq;
+    }
     *zero = g->sym ? (g->maxq + 1.0f) / 2.0f : rintf(-xmin / *scale);
     if (g->mse)
         mse_search(g, x, n, xmin, xmax, scale, zero);

@@ -25,11 +25,21 @@ void cq_grid_fit(const cq_grid *g, const float *x, int64_t n, float *scale, floa
 void cq_grid_fit_rows(const cq_grid *g, const float *w, int64_t ld, int64_t rows, int64_t n,
                       float *scale, float *zero);
 
-/* clamp(rint(x / scale) + zero, 0, maxq). rint rounds half to even in the default FP
- * environment, as torch.round does; round() would not. */
+/* Round to nearest, ties to even, like rintf in the default FP environment and torch.round.
+ * For |t| < 2^22 adding and subtracting 1.5 * 2^23 does exactly that (the sum lands in
+ * [2^23, 2^24), where the spacing is 1). Larger |t| come back still larger than 2^21 with their
+ * sign, which the clamp below maps exactly as it would map rint(t), since codes are <= 255.
+ * Written out because without SSE4.1 (the x86-64 baseline) rintf is a libm call per element. */
+static inline float cq_grid_rint(float t)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (t + magic) - magic;
+}
+
+/* clamp(rint(x / scale) + zero, 0, maxq). */
 static inline float cq_grid_code(float x, float scale, float zero, float maxq)
 {
-    float q = rintf(x / scale) + zero;
+    float q = cq_grid_rint(x / scale) + zero;
     return q < 0.0f ? 0.0f : (q > maxq ? maxq : q);
 }
 
