@@ -1,7 +1,10 @@
 /* safetensors reading (mmap; a single file or a sharded folder with model.safetensors.index.json)
  * and streaming writing (planned tensors, sharded, header padded to 8 bytes). Every rule of the
  * format (notes §A.4) is enforced at open; each violation is one CQ_E_FORMAT error naming the
- * file and, where there is one, the tensor. */
+ * file and, where there is one, the tensor. A well-formed file with a dtype cquant does not
+ * handle (F8_*, U16, C64, ...) or rank > CQ_ST_MAX_DIMS is CQ_E_UNSUPPORTED; a missing file or
+ * shard is CQ_E_IO. The full list is docs/formats.md "safetensors: what we validate".
+ * An open model is read-only and may be shared by threads. */
 #ifndef CQUANT_SAFETENSORS_H
 #define CQUANT_SAFETENSORS_H
 
@@ -71,7 +74,8 @@ int cq_st_writer_add(cq_st_writer *w, const char *name, cq_dtype dtype, int ndim
 int cq_st_writer_meta(cq_st_writer *w, const char *key, const char *value, cq_error *err);
 /* Assign shards and offsets, create the files and write their headers. */
 int cq_st_writer_start(cq_st_writer *w, cq_error *err);
-/* Write a planned tensor's bytes (any order; nbytes must match the plan). */
+/* Write a planned tensor's bytes (any order; nbytes must match the plan). Threads may write
+ * different tensors concurrently (pwrite at fixed offsets). */
 int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size_t nbytes,
                        cq_error *err);
 /* Check every planned tensor was written, fsync, close, write the index when sharded. */
