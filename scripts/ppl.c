@@ -1,6 +1,7 @@
 /* WikiText perplexity of a float checkpoint folder (MODEL.md protocol: text tokenized once, no
  * BOS, non-overlapping windows of CTX, tail dropped), for comparing quantized outputs after
- * `cquant dequant`. Prints "ppl=<value> windows=<n>". Used by scripts/awq_quality.sh. */
+ * `cquant dequant`. Prints "ppl=<value> windows=<n>". Used by scripts/awq_quality.sh.
+ */
 #include "cquant/model.h"
 #include "cquant/safetensors.h"
 #include "cquant/tokenizer.h"
