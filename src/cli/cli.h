@@ -48,5 +48,6 @@ int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_dequant(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_report(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_batch(cq_cli *cli, int argc, char **argv, cq_error *err);
+int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err);
 
 #endif

@@ -16,6 +16,7 @@ static int cmd_help(cq_cli *cli, int argc, char **argv, cq_error *err);
 static const cq_command commands[] = {
     {"inspect", cmd_inspect, "list the tensors, totals and quantization of a checkpoint"},
     {"rtn", cmd_quant, "quantize with round-to-nearest (min-max, no calibration)"},
+    {"awq", cmd_awq, "quantize with AWQ (activation-aware scales and clipping; needs CALIB)"},
     {"dequant", cmd_dequant, "unpack a quantized checkpoint back to float"},
     {"report", cmd_report, "compare quantization reports layer by layer (text, JSON, HTML)"},
     {"batch", cmd_batch, "run the quantization jobs of a manifest (skips finished ones)"},
