@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Fault injection for cquant's output handling (docs/reliability.md "Fault injection").
 #
-#   scripts/fault_inject.sh [-n TRIALS] [-b CQ_BIN] [-m MODEL] [-s SLOW_MODEL] [-k KEEP_DIR]
+#   scripts/fault_inject.sh [-n TRIALS] [-a AWQ_TRIALS] [-b CQ_BIN] [-m MODEL] [-s SLOW_MODEL]
+#                           [-k KEEP_DIR]
 #
-# 1. kill -9 at random points of `rtn` runs (TRIALS, default 100): the destination is either
+# 1. kill -9 at random points of `rtn` runs (TRIALS, default 100) and of `awq` runs (AWQ_TRIALS,
+#    default TRIALS/10 and at least 3; calibration: a generated calib.bin of 2 x 32 ids): the destination is either
 #    absent or byte-identical to a reference run; a later run cleans the stale temporary folder
 #    (and only its own: a sibling run's temporary survives) and produces identical bytes.
 # 2. SIGTERM and SIGINT mid-run (a slow run: --mse on SLOW_MODEL): exit 130, nothing left.
@@ -20,9 +22,11 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 MODEL=$SRC/data/models/cq-llama-tiny
 SLOW=${CQ_SHARED:-$SRC/../shared}/models/cq-llama-16m
 KEEP=
-while getopts "n:b:m:s:k:" o; do
+AW=
+while getopts "n:a:b:m:s:k:" o; do
     case $o in
     n) TRIALS=$OPTARG ;;
+    a) AW=$OPTARG ;;
     b) BIN=$OPTARG ;;
     m) MODEL=$OPTARG ;;
     s) SLOW=$OPTARG ;;
@@ -103,6 +107,44 @@ for ((i = 1; i <= TRIALS; i++)); do
 done
 echo "kill -9: $TRIALS trials (run ${DUR}s): $absent killed before the commit (then rerun: clean," \
     "identical), $complete after (complete, identical); failures so far: $FAILS"
+
+# ---- 1b. kill -9 during `awq` (a tenth of the trials, at least 3): same rules ----
+[ -n "$AW" ] || AW=$((TRIALS / 10 > 3 ? TRIALS / 10 : 3))
+CAL=$W/calib.bin
+CH='{"input_ids":{"dtype":"I32","shape":[2,32],"data_offsets":[0,256]}}'
+{
+    for i in 0 1 2 3 4 5 6 7; do printf "\\x$(printf %02x $(((${#CH} >> (8 * i)) & 255)))"; done
+    printf '%s' "$CH"
+    for i in $(seq 0 63); do printf "\\x$(printf %02x $((i * 7 % 64)))\\x00\\x00\\x00"; done
+} >"$CAL"
+if "$BIN" -q awq "$MODEL" "$CAL" -o "$W/aref" >/dev/null 2>"$W/err"; then
+    t0=$(now)
+    rm -rf "$W/aref" && "$BIN" -q awq "$MODEL" "$CAL" -o "$W/aref" >/dev/null
+    ADUR=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.3f", b - a}')
+    aabsent=0
+    for ((i = 1; i <= AW; i++)); do
+        rm -rf "$D/a"
+        delay=$(awk -v d="$ADUR" -v r=$RANDOM 'BEGIN{printf "%.4f", 1.2 * d * r / 32768}')
+        "$BIN" -q awq "$MODEL" "$CAL" -o "$D/a" >/dev/null 2>&1 &
+        pid=$!
+        sleep "$delay"
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        if [ -e "$D/a" ]; then
+            same "$D/a" "$W/aref" || fail "awq trial $i: destination exists but differs"
+            continue
+        fi
+        aabsent=$((aabsent + 1))
+        "$BIN" -q awq "$MODEL" "$CAL" -o "$D/a" >/dev/null 2>"$W/err" ||
+            fail "awq trial $i: the run after a kill failed: $(head -1 "$W/err")"
+        same "$D/a" "$W/aref" || fail "awq trial $i: the run after a kill differs"
+        [ -z "$(leftovers "$D")" ] || fail "awq trial $i: stale temporary left: $(leftovers "$D")"
+        pass
+    done
+    echo "awq kill -9: $AW trials (run ${ADUR}s): $aabsent before the commit; failures so far: $FAILS"
+else
+    echo "awq kill -9: skipped ($(head -1 "$W/err"))"
+fi
 
 # ---- 2. SIGTERM / SIGINT mid-run ----
 for sig in TERM INT; do

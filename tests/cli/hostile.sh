@@ -1,4 +1,4 @@
-# Hostile inputs against every command that reads a checkpoint (inspect, rtn, dequant): crafted
+# Hostile inputs against every command that reads a checkpoint (inspect, rtn, awq, dequant): crafted
 # by tests/cli/hostile/gen.sh (containers, shapes, offsets, indexes, symlinks, FIFOs, NaN/Inf,
 # configs) plus corrupted quantized checkpoints made here for dequant. Each failing run must give
 # exactly one stderr line "cquant: error: ..." matching the case's regex (file/tensor named), the
@@ -41,10 +41,11 @@ run_case() {
 }
 
 N=0
-while IFS='|' read -r name path want_inspect want_rtn rx; do
+while IFS='|' read -r name path want_inspect want_rtn rx want_awq awq_rx; do
     N=$((N + 1))
     run_case "$name/inspect" "$want_inspect" "$rx" "$CQ_BIN" inspect "$path"
     run_case "$name/rtn" "$want_rtn" "$rx" "$CQ_BIN" -q rtn -g 32 "$path" -o "$O/o"
+    run_case "$name/awq" "$want_awq" "$awq_rx" "$CQ_BIN" -q awq -g 32 "$path" "$T/h/calib.bin" -o "$O/o"
     # float inputs are never valid for dequant: an input error (the parse error or "not
     # quantized"), or the I/O error for unreadable files
     want_dq=4
@@ -137,5 +138,5 @@ run_case max_memory_ok 0 "" "$CQ_BIN" -q rtn -g 32 --max-memory 17MiB "$T/h/base
 run_case max_memory_bad 2 "--max-memory" "$CQ_BIN" -q rtn --max-memory 12Q "$T/h/base" -o "$O/o"
 tail -1 "$T/err" | grep -q "see 'cquant rtn --help'" && ok || fail "usage error without the help hint"
 
-echo "hostile: $N generated cases x 3 commands + $DQ corrupted quantized checkpoints, $RUNS runs"
+echo "hostile: $N generated cases x 4 commands + $DQ corrupted quantized checkpoints, $RUNS runs"
 finish

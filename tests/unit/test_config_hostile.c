@@ -5,6 +5,9 @@
 #include "cq_test.h"
 
 #include "cquant/model.h"
+#include "model/vecmath.h"
+
+#include <math.h>
 
 #include <string.h>
 #include <sys/stat.h>
@@ -51,4 +54,25 @@ CQ_TEST(config_fifo)
     cq_error err = CQ_ERROR_INIT;
     CQ_CHECK_EQ_INT(cq_config_load(d, &c, &err), CQ_E_IO);
     CQ_CHECK(strstr(err.msg, "not a regular file") != NULL);
+}
+
+/* NaN weights reach the forward pass's exp (awq on a NaN checkpoint): the result must be NaN,
+ * without undefined behaviour on the way (UBSan reported a signed overflow in the exponent
+ * arithmetic: the sanitizer build of this test is the check). Finite values are compared with
+ * libm's expf (the polynomial is ~2 ulp). */
+CQ_TEST(vexp_nan_inf)
+{
+    float x[8] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, 1.0f, -100.0f, 50.0f};
+    cq_vexp_sub(x, 8, 0.0f);
+    CQ_CHECK(isnan(x[0]) && isnan(x[1]));
+    CQ_CHECK(x[2] > 1e38f);           /* clamped at exp(88) */
+    CQ_CHECK(x[3] >= 0 && x[3] < 1e-37f); /* clamped at exp(-87) */
+    CQ_CHECK_NEAR(x[4], 1.0, 1e-6);
+    CQ_CHECK_NEAR(x[5], expf(1.0f), 1e-6);
+    CQ_CHECK(x[6] >= 0 && x[6] < 1e-37f);
+    CQ_CHECK_NEAR(x[7] / expf(50.0f), 1.0, 1e-6);
+    float y[3] = {NAN, 2.0f, 3.0f};
+    cq_vsilu_mul(y, (const float[]){1.0f, 1.0f, 1.0f}, 3);
+    CQ_CHECK(isnan(y[0]));
+    CQ_CHECK_NEAR(y[1], 2.0 / (1.0 + exp(-2.0)), 1e-6);
 }

@@ -3,7 +3,8 @@
 #   gen.sh OUT
 # Writes OUT/base (a valid 1-layer F32 Llama checkpoint, hidden 64) and one crafted input per
 # case, and OUT/cases.txt with one line per case:
-#   name|path|inspect exit|rtn exit|message regex
+#   name|path|inspect exit|rtn exit|message regex[|awq exit[|awq regex]]
+# (awq defaults to rtn's code and regex; it runs with OUT/calib.bin, 2 x 32 token ids < 64).
 # The exit codes are docs/cli.md's: 3 I/O, 4 invalid/unsupported input, 5 numeric; 0 where the
 # input is valid and the documented behaviour is to proceed.
 set -eu
@@ -13,7 +14,7 @@ mkdir -p "$OUT"
 CASES="$OUT/cases.txt"
 : >"$CASES"
 
-case_line() { echo "$1|$2|$3|$4|$5" >>"$CASES"; }
+case_line() { echo "$1|$2|$3|$4|$5|${6:-$4}|${7:-$5}" >>"$CASES"; }
 
 # le64 N: N as 8 little-endian bytes on stdout.
 le64() {
@@ -86,6 +87,9 @@ model() {
     printf '%s\n' "$CONFIG" >"$dir/config.json"
 }
 
+# calib.bin for awq: input_ids I32 [2, 32], ids (7 i) mod 64
+CH='{"input_ids":{"dtype":"I32","shape":[2,32],"data_offsets":[0,256]}}'
+{ le64 ${#CH}; printf '%s' "$CH"; for i in $(seq 0 63); do printf "\\x$(printf %02x $((i * 7 % 64)))\\x00\\x00\\x00"; done; } >"$OUT/calib.bin"
 model "$OUT/base" "${CQ_GEN_QFILL:-pat}" # CQ_GEN_QFILL: zero|const for degenerate groups
 B="$OUT/base/model.safetensors"
 HLEN=$(od -An -tu8 -N8 "$B" | tr -d ' ')
@@ -175,7 +179,7 @@ case_line metadata_type "$OUT/metadata_type" 4 4 "__metadata__"
 one json_trailing "$T1 xx" "$EIGHT"
 case_line json_trailing "$OUT/json_trailing" 4 4 "$MS"
 one newline_name '{"a\u000ab":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}' "$EIGHT"
-case_line newline_name "$OUT/newline_name" 0 4 "'a\\?b'.*control byte"
+case_line newline_name "$OUT/newline_name" 0 4 "'a\\?b'.*control byte" 4 "embed_tokens.*missing"
 
 # ---- filesystem tricks ----
 mkdir -p "$OUT/is_dir/model.safetensors"
@@ -217,7 +221,7 @@ shards "$OUT/idx_wrong_shard" "{\"weight_map\":{\"model.embed_tokens.weight\":\"
 case_line idx_wrong_shard "$OUT/idx_wrong_shard" 4 4 "$IX.*model\.embed_tokens\.weight"
 shards "$OUT/idx_unlisted" "{\"weight_map\":{\"model.embed_tokens.weight\":\"$SH1\"}}"
 cp "$OUT/idx_unlisted/$SH1" "$OUT/idx_unlisted/model-00002-of-00002.safetensors.bak"
-case_line idx_unlisted "$OUT/idx_unlisted" 0 0 ""
+case_line idx_unlisted "$OUT/idx_unlisted" 0 0 "" 4 "missing"
 shards "$OUT/idx_dup" "{\"weight_map\":{\"model.norm.weight\":\"$SH2\",\"model.norm.weight\":\"$SH1\",\"model.embed_tokens.weight\":\"$SH1\"}}"
 case_line idx_dup_key "$OUT/idx_dup" 4 4 "$IX.*duplicate"
 shards "$OUT/idx_empty" '{"weight_map":{}}'
@@ -225,9 +229,9 @@ case_line idx_empty "$OUT/idx_empty" 4 4 "$IX"
 
 # ---- values and config ----
 model "$OUT/nan" nan
-case_line nan_weight "$OUT/nan" 0 5 "q_proj\.weight.*non-finite"
+case_line nan_weight "$OUT/nan" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn.*NaN"
 model "$OUT/inf" inf
-case_line inf_weight "$OUT/inf" 0 5 "q_proj\.weight.*non-finite"
+case_line inf_weight "$OUT/inf" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn.*NaN"
 model "$OUT/shape_vs_config" pat 64,32
 case_line shape_vs_config "$OUT/shape_vs_config" 0 4 "q_proj\.weight"
 model "$OUT/config_broken"
@@ -241,7 +245,7 @@ printf '{"architectures":"LlamaForCausalLM","hidden_size":"64"}' >"$OUT/config_t
 case_line config_wrong_types "$OUT/config_types" 0 4 "config\.json"
 model "$OUT/config_wrong_arch"
 printf '{"architectures":["BertForMaskedLM"],"model_type":"bert","hidden_size":64}' >"$OUT/config_wrong_arch/config.json"
-case_line config_wrong_arch "$OUT/config_wrong_arch" 0 0 ""
+case_line config_wrong_arch "$OUT/config_wrong_arch" 0 0 "" 4 "config\.json.*BertForMaskedLM"
 model "$OUT/config_dir"
 rm "$OUT/config_dir/config.json" && mkdir "$OUT/config_dir/config.json"
 case_line config_is_dir "$OUT/config_dir" 3 3 "config\.json"
