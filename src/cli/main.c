@@ -15,6 +15,8 @@ static const cq_command commands[] = {
     {"inspect", cmd_inspect, "list the tensors, totals and quantization of a checkpoint"},
     {"rtn", cmd_quant, "quantize with round-to-nearest (min-max, no calibration)"},
     {"dequant", cmd_dequant, "unpack a quantized checkpoint back to float"},
+    {"calib", cmd_calib, "tokenize text into calibration windows (calib.bin)"},
+    {"eval", cmd_eval, "perplexity of a float or quantized checkpoint on a text"},
     {"report", cmd_report, "compare quantization reports layer by layer (text, JSON, HTML)"},
     {"batch", cmd_batch, "run the quantization jobs of a manifest (skips finished ones)"},
     {"help", cmd_help, "show help for a command"},
