@@ -119,8 +119,10 @@ static int load_linear(const cq_qsource *q, int64_t layer, int which, cq_layer_w
     snprintf(prefix, sizeof prefix, "model.layers.%lld.%s", (long long)layer,
              cq_linear_name(which));
     snprintf(name, sizeof name, "%s.weight", prefix);
-    int rc = cq_st_find(q->st, name) ? read_f32(q->st, name, r, c, w->lin[which], err)
-                                     : dequant_linear(q, prefix, r, c, w->lin[which], err);
+    /* packed first, as check_layers counts them (a stray float copy beside packed tensors is
+     * not what a quantized-model loader would use) */
+    int rc = is_packed(q->st, prefix) ? dequant_linear(q, prefix, r, c, w->lin[which], err)
+                                      : read_f32(q->st, name, r, c, w->lin[which], err);
     if (rc == CQ_OK && w->bias[which]) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         rc = read_f32(q->st, name, r, 0, w->bias[which], err);
