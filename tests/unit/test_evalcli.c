@@ -1,7 +1,8 @@
 /* `cquant calib` and `cquant eval` (the real binary, CQ_BIN) against the library:
  * - calib's random windows on the WikiText stream are the ones Python's random.seed(0) picks;
  * - eval's perplexity equals cq_eval_ppl's exactly (same ids, windows and batching), for a text
- *   and for a calib.bin;
+ *   and for a calib.bin, and for `cquant rtn` output against the library's own RTN (weights
+ *   fake-quantized in memory with f16 scales, as the packed file stores them);
  * - with CQ_TEST_FULL_PPL=1: eval of `cquant rtn --bits 4 --group 128 --asym` of cq-llama-16m
  *   at 1024 is within 0.5% of MODEL.md's RTN row (155.9124). */
 #include "cq_test.h"
@@ -9,6 +10,7 @@
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/model.h"
+#include "cquant/quant.h"
 #include "cquant/tokenizer.h"
 
 #include <math.h>
@@ -184,6 +186,74 @@ CQ_TEST(eval_calib_file_equals_library)
     cJSON_Delete(j);
     cq_calib_release(&c);
     cq_st_close(st);
+}
+
+/* Layer source for the library reference: float weights, each Linear fake-quantized with
+ * cq_rtn_quantize (w4 g128 asym) and its scales rounded to f16 (what the packed file holds). */
+typedef struct rtn_source {
+    const cq_model_config *cfg;
+    const cq_st_model *st;
+} rtn_source;
+
+static int rtn_layer(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *err)
+{
+    rtn_source *s = ctx;
+    int rc = cq_layer_load(w, s->cfg, s->st, layer, err);
+    cq_qconfig qc;
+    cq_qconfig_defaults(&qc);
+    qc.sym = false;
+    for (int i = 0; i < CQ_LIN_COUNT && rc == CQ_OK; i++) {
+        int64_t r, c;
+        cq_linear_shape(s->cfg, i, &r, &c);
+        cq_qresult q;
+        rc = cq_rtn_quantize(&qc, w->lin[i], r, c, &q, err);
+        if (rc != CQ_OK)
+            break;
+        size_t ns = (size_t)(q.n_groups * r);
+        uint16_t *h = malloc(ns * sizeof *h);
+        cq_convert_from_f32(CQ_DT_F16, q.scale, h, ns);
+        cq_convert_to_f32(CQ_DT_F16, h, q.scale, ns);
+        free(h);
+        cq_qresult_dequant(&q, w->lin[i]);
+        cq_qresult_release(&q);
+    }
+    return rc;
+}
+
+CQ_TEST(eval_rtn_checkpoint_equals_library_rtn)
+{
+    const char *bin = getenv("CQ_BIN");
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    cq_model_config cfg;
+    cq_st_model *st = NULL;
+    if (!cq_test_shared() || !bin || wikitext_ids(tiny_dir(), &ids, &n) != CQ_OK ||
+        open_tiny(&cfg, &st) != CQ_OK) {
+        free(ids);
+        return;
+    }
+    cq_log_set_level(CQ_LOG_QUIET);
+    char cmd[12000];
+    snprintf(cmd, sizeof cmd, "'%s' -q rtn --json --bits 4 --group 128 --asym '%s' -o '%s/qr'",
+             bin, tiny_dir(), cq_test_tmpdir());
+    cJSON_Delete(run_json(cmd));
+    snprintf(cmd, sizeof cmd, "'%s' -q eval --json --seqlen 512 --max-windows 2 '%s/qr' '%s'",
+             bin, cq_test_tmpdir(), cq_test_shared_path(WIKITEXT));
+    cJSON *j = run_json(cmd);
+    rtn_source src = {&cfg, st};
+    cq_eval_opts o = {.seqlen = 512, .max_windows = 2, .source = rtn_layer, .source_ctx = &src};
+    cq_eval_result r, f;
+    cq_error err = CQ_ERROR_INIT;
+    CQ_CHECK_OK(cq_eval_ppl(&cfg, st, ids, n, &o, &r, &err), &err);
+    cq_eval_opts of = {.seqlen = 512, .max_windows = 2};
+    CQ_CHECK_OK(cq_eval_ppl(&cfg, st, ids, n, &of, &f, &err), &err);
+    fprintf(stderr, "tiny rtn w4 g128 asym, 2 windows @512: cquant eval %.10f, library RTN "
+            "%.10f (float %.4f)\n", num(j, "ppl"), r.ppl, f.ppl);
+    CQ_CHECK_NEAR(num(j, "ppl"), r.ppl, 1e-9 * r.ppl);
+    CQ_CHECK(fabs(r.ppl - f.ppl) > 1e-3 * f.ppl); /* the 4-bit weights were used */
+    cJSON_Delete(j);
+    cq_st_close(st);
+    free(ids);
 }
 
 /* The user's bar: MODEL.md "RTN 4-bit g128 asym" 155.9124 @1024 (exact 155.91237031), through
