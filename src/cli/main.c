@@ -14,6 +14,7 @@ static int cmd_help(cq_cli *cli, int argc, char **argv, cq_error *err);
 static const cq_command commands[] = {
     {"inspect", cmd_inspect, "list the tensors, totals and quantization of a checkpoint"},
     {"rtn", cmd_quant, "quantize with round-to-nearest (min-max, no calibration)"},
+    {"awq", cmd_awq, "quantize with AWQ (activation-aware scales and clipping; needs CALIB)"},
     {"dequant", cmd_dequant, "unpack a quantized checkpoint back to float"},
     {"calib", cmd_calib, "tokenize text into calibration windows (calib.bin)"},
     {"eval", cmd_eval, "perplexity of a float or quantized checkpoint on a text"},

@@ -202,6 +202,22 @@ static void packed_name(char *buf, size_t n, const char *weight_name, const char
     snprintf(buf, n, "%.*s.%s", (int)(len - 7), weight_name, suffix);
 }
 
+/* The job's replacement values for a tensor, or NULL. */
+static const float *replaced(const run_state *s, const cq_st_tensor *t)
+{
+    return s->job->source ? s->job->source(s->job->source_ctx, t->name) : NULL;
+}
+
+static int read_f32(const run_state *s, const cq_st_tensor *t, float *w, size_t nb,
+                    cq_error *err)
+{
+    const float *src = replaced(s, t);
+    if (!src)
+        return cq_st_read_f32(t, w, err);
+    memcpy(w, src, nb);
+    return CQ_OK;
+}
+
 static int plan_writer(run_state *s, cq_error *err)
 {
     const cq_quant_job *job = s->job;
@@ -209,7 +225,8 @@ static int plan_writer(run_state *s, cq_error *err)
     for (size_t i = 0; i < s->n_items && rc == CQ_OK; i++) {
         const cq_st_tensor *t = s->items[i].t;
         if (s->items[i].action != ACT_QUANT) {
-            rc = cq_st_writer_add(s->w, t->name, t->dtype, t->ndim, t->shape, err);
+            cq_dtype dt = replaced(s, t) ? CQ_DT_F32 : t->dtype;
+            rc = cq_st_writer_add(s->w, t->name, dt, t->ndim, t->shape, err);
             continue;
         }
         cq_packed p[CQ_PACK_MAX_TENSORS];
@@ -267,11 +284,11 @@ static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
         rc = cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory (%zu bytes)", t->name, nb);
         goto done;
     }
-    if ((rc = cq_st_read_f32(t, w, err)) != CQ_OK ||
+    if ((rc = read_f32(s, t, w, nb, err)) != CQ_OK ||
         (rc = job->quantizer->run(&job->q, w, rows, cols, NULL, &qr, err)) != CQ_OK)
         goto done;
     /* A quantizer that uses w as scratch: measure against a fresh read of the original. */
-    if (!job->quantizer->keeps_w && (rc = cq_st_read_f32(t, w, err)) != CQ_OK)
+    if (!job->quantizer->keeps_w && (rc = read_f32(s, t, w, nb, err)) != CQ_OK)
         goto done;
     /* Every layout stores F16 scales: measure the error of the checkpoint as written. */
     for (int64_t i = 0; i < qr.n_groups * rows; i++)
@@ -301,6 +318,9 @@ static int process_item(run_state *s, const plan_item *it, cq_error *err)
     if (it->action == ACT_QUANT) {
         rc = quantize_one(s, it->t, err);
         s->sum->quantized++;
+    } else if (replaced(s, it->t)) {
+        size_t nb = it->t->nbytes / cq_dtype_info(it->t->dtype)->size * sizeof(float);
+        rc = cq_st_writer_write(s->w, it->t->name, replaced(s, it->t), nb, err);
     } else {
         rc = cq_st_writer_write(s->w, it->t->name, it->t->data, it->t->nbytes, err);
     }
@@ -484,6 +504,8 @@ static int start_report(run_state *s, cq_error *err)
                               err);
     if (rc == CQ_OK)
         report_config(s);
+    if (rc == CQ_OK && s->job->report_extra)
+        rc = s->job->report_extra(s->job->report_ctx, cq_report_config(s->report), err);
     if (rc == CQ_OK)
         rc = hasher_start(&s->hash, s->m, err);
     return rc;

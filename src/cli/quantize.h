@@ -27,6 +27,14 @@ typedef struct cq_quant_job {
     bool strict;              /* a Linear the layout cannot hold is an error, not a skip */
     bool force;               /* replace an existing output */
     cq_strlist include, exclude;
+    /* Optional replacement values (AWQ's scaled weights and norms): a borrowed f32 array of the
+     * tensor's element count, or NULL to read the checkpoint. A replaced tensor that is copied
+     * rather than quantized is written as F32 (loaders cast it to the model dtype). */
+    const float *(*source)(void *ctx, const char *name);
+    void *source_ctx;
+    /* Optional: called after the report is created, to add method-specific sections. */
+    int (*report_extra)(void *ctx, cJSON *report_config, cq_error *err);
+    void *report_ctx;
     int argc;                 /* the command line, for the report */
     char **argv;
 } cq_quant_job;
