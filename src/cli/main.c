@@ -18,6 +18,8 @@ static const cq_command commands[] = {
     {"rtn", cmd_quant, "quantize with round-to-nearest (min-max, no calibration)"},
     {"awq", cmd_awq, "quantize with AWQ (activation-aware scales and clipping; needs CALIB)"},
     {"dequant", cmd_dequant, "unpack a quantized checkpoint back to float"},
+    {"calib", cmd_calib, "tokenize text into calibration windows (calib.bin)"},
+    {"eval", cmd_eval, "perplexity of a float or quantized checkpoint on a text"},
     {"report", cmd_report, "compare quantization reports layer by layer (text, JSON, HTML)"},
     {"batch", cmd_batch, "run the quantization jobs of a manifest (skips finished ones)"},
     {"help", cmd_help, "show help for a command"},
