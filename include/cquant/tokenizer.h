@@ -27,6 +27,10 @@ int cq_tokenizer_load(cq_tokenizer **out, const char *dir, cq_error *err);
 /* As cq_tokenizer_load from an explicit tokenizer.json path; config_dir may be NULL. */
 int cq_tokenizer_load_file(cq_tokenizer **out, const char *json_path, const char *config_dir,
                            cq_error *err);
+/* As cq_tokenizer_load_file from tokenizer.json bytes held in memory (LEN bytes, need not be
+ * NUL-terminated); NAME names the source in messages. For fuzzing and tests. */
+int cq_tokenizer_load_buffer(cq_tokenizer **out, const char *data, size_t len, const char *name,
+                             const char *config_dir, cq_error *err);
 void cq_tokenizer_free(cq_tokenizer *tok);
 
 /* Encode len bytes of UTF-8 text (not NUL-terminated necessarily). With add_special, the

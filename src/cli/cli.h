@@ -49,5 +49,8 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_dequant(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_report(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_batch(cq_cli *cli, int argc, char **argv, cq_error *err);
+int cmd_calib(cq_cli *cli, int argc, char **argv, cq_error *err);
+int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err);
+int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err);
 
 #endif

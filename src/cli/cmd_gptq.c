@@ -256,6 +256,26 @@ static cJSON *summary_json(const gptq_args *a, const cq_quant_summary *sum)
     return o;
 }
 
+/* The pipeline's plan joins the driver's --max-memory check (the activations count unless
+ * they live in a mapped file). */
+static int set_producer_peak(gptq_args *a, cq_error *err)
+{
+    cq_st_model *m = NULL;
+    cq_model_config cfg;
+    cq_gptq_plan pl;
+    if (a->stats)
+        return CQ_OK;
+    int rc = cq_st_open(&m, a->job.model, err);
+    if (rc == CQ_OK)
+        rc = cq_config_load(cq_st_dir(m), &cfg, err);
+    cq_st_close(m);
+    if (rc != CQ_OK)
+        return rc;
+    cq_gptq_model_plan(&cfg, a->calib.n, a->calib.seqlen, &a->mo, &pl);
+    a->job.producer_peak = pl.total - (a->offload_dir ? pl.activations : 0);
+    return CQ_OK;
+}
+
 /* --plan: the planned peak of the pipeline, by part, on stdout (or --json). */
 static int print_plan(gptq_args *a, cq_cli *cli, cq_error *err)
 {
@@ -351,6 +371,8 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
                    "keep the calibration activations in a memory-mapped file in DIR", NULL),
         OPT_BOOL(0, "plan", &plan_only,
                  "print the planned peak memory for MODEL and CALIB and exit (writes nothing)"),
+        OPT_SIZE(0, "max-memory", &a.job.max_memory, "SIZE",
+                 "refuse to start when the planned peak memory exceeds SIZE; 0 = no limit"),
         OPT_BOOL(0, "resume", &a.job.resume,
                  "continue a killed run from its last finished layer (same inputs and options)"),
         OPT_INT(0, "threads", &a.job.q.threads, "N", "worker threads (0 = all CPUs)", 0, 1024,
@@ -405,6 +427,8 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
         args_release(&a);
         return rc;
     }
+    if (rc == CQ_OK)
+        rc = set_producer_peak(&a, err);
     cq_quant_summary sum;
     if (rc == CQ_OK && (rc = cq_quant_run(&a.job, &sum, err)) == CQ_OK) {
         cli->json = summary_json(&a, &sum);

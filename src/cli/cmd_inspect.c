@@ -90,7 +90,10 @@ static int load_config(const cq_st_model *m, cJSON **cfg, cq_error *err)
     snprintf(path, sizeof path, "%s/config.json", cq_st_dir(m));
     if (access(path, F_OK) != 0)
         return CQ_OK;
-    return cq_json_load(cfg, path, err);
+    int rc = cq_json_load(cfg, path, err);
+    if (rc == CQ_OK && !cJSON_IsObject(*cfg))
+        rc = cq_errorf(err, CQ_E_FORMAT, "'%s': expected a JSON object", path);
+    return rc;
 }
 
 static void list_tensors(const cq_st_model *m, cJSON *arr, bool print, inspect_totals *tot)

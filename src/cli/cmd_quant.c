@@ -49,6 +49,8 @@ int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_STRING('f', "format", &format, "F", "output layout", "gptq|awq|ct"),
         OPT_SIZE(0, "max-shard-size", &job.max_shard_bytes, "SIZE",
                  "split output files above SIZE (e.g. 5GB, 500MB); 0 = one file"),
+        OPT_SIZE(0, "max-memory", &job.max_memory, "SIZE",
+                 "refuse to start when the planned peak memory exceeds SIZE; 0 = no limit"),
         OPT_LIST(0, "include", &job.include, "GLOB",
                  "quantize only tensors/modules matching GLOB (repeatable)"),
         OPT_LIST(0, "exclude", &job.exclude, "GLOB", "keep matching tensors float (repeatable)"),

@@ -2,9 +2,11 @@
  * becomes a printed error and an exit code (docs/cli.md lists the codes). */
 #include "cli.h"
 
+#include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,10 @@ static const cq_command commands[] = {
     {"inspect", cmd_inspect, "list the tensors, totals and quantization of a checkpoint"},
     {"rtn", cmd_quant, "quantize with round-to-nearest (min-max, no calibration)"},
     {"gptq", cmd_gptq, "quantize with GPTQ (layer by layer on calibration data; needs CALIB)"},
+    {"awq", cmd_awq, "quantize with AWQ (activation-aware scales and clipping; needs CALIB)"},
     {"dequant", cmd_dequant, "unpack a quantized checkpoint back to float"},
+    {"calib", cmd_calib, "tokenize text into calibration windows (calib.bin)"},
+    {"eval", cmd_eval, "perplexity of a float or quantized checkpoint on a text"},
     {"report", cmd_report, "compare quantization reports layer by layer (text, JSON, HTML)"},
     {"batch", cmd_batch, "run the quantization jobs of a manifest (skips finished ones)"},
     {"help", cmd_help, "show help for a command"},
@@ -137,8 +142,11 @@ static int global_flags(int argc, char **argv, cq_cli *cli, int *done)
     return i;
 }
 
-static int report_failure(const cq_cli *cli, const cq_error *err)
+static int report_failure(const cq_cli *cli, const cq_error *in)
 {
+    /* Messages quote names taken from input files: keep the error one line whatever they hold. */
+    cq_error copy = *in, *err = &copy;
+    cq_error_printable(err);
     int code = err->code ? err->code : CQ_E_INTERNAL;
     cq_progress_end();
     fprintf(stderr, "cquant: error: %s\n", err->msg[0] ? err->msg : cq_status_name(code));
@@ -205,6 +213,9 @@ int main(int argc, char **argv)
         return CQ_EXIT_NOMEM;
     memcpy(args, argv + i, (size_t)(argc - i) * sizeof *args);
     cq_signals_install();
+    /* Past a file-size limit (ulimit -f) write() must fail with EFBIG, reported as an I/O
+     * error with the usual cleanup, rather than SIGXFSZ killing us with temporaries left. */
+    signal(SIGXFSZ, SIG_IGN);
     rc = c->fn(&cli, argc - i, args, &err);
     free(args);
     if (rc == CQ_OK && !cli.help_shown)

@@ -7,13 +7,16 @@
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
+#include "cquant/plan.h"
 #include "cquant/report.h"
 #include "cquant/safetensors.h"
 #include "cquant/select.h"
 #include "cquant/sha256.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +152,22 @@ void cq_quant_default_out(const cq_quant_job *job, char *buf, size_t n)
              strcmp(job->layout->name, "gptq") ? job->layout->name : "");
 }
 
+/* What selection reads must have the right type: a malformed config.json silently falling back
+ * to the generic rule would quantize a different set of Linears. */
+static int check_config(const cJSON *cfg, const char *path, cq_error *err)
+{
+    if (!cJSON_IsObject(cfg))
+        return cq_errorf(err, CQ_E_FORMAT, "'%s': expected a JSON object", path);
+    int rc = cq_json_check_unique(cfg, path, err);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    if (rc != CQ_OK || !a)
+        return rc;
+    if (!cJSON_IsArray(a) || !cJSON_IsString(cJSON_GetArrayItem(a, 0)))
+        return cq_errorf(err, CQ_E_FORMAT,
+                         "'%s': key 'architectures': expected an array of strings", path);
+    return CQ_OK;
+}
+
 static int load_config(run_state *s, cq_error *err)
 {
     char path[4096];
@@ -161,9 +180,35 @@ static int load_config(run_state *s, cq_error *err)
     }
     if ((rc = cq_json_load(&s->config, path, err)) != CQ_OK)
         return rc;
+    if ((rc = check_config(s->config, path, err)) != CQ_OK)
+        return rc;
     if (cJSON_GetObjectItemCaseSensitive(s->config, "quantization_config"))
         return cq_errorf(err, CQ_E_UNSUPPORTED,
                          "'%s': already quantized (config.json has quantization_config)", path);
+    return CQ_OK;
+}
+
+/* A Llama-family Linear must agree with config.json's widths: in features hidden_size
+ * (intermediate_size for down_proj), out features hidden_size for o_proj and down_proj.
+ * A checkpoint that disagrees with its config would quantize fine and never load. */
+static int check_llama_shape(const run_state *s, const cq_st_tensor *t, cq_error *err)
+{
+    const char *what = "config.json";
+    int64_t hidden, inter, want_in, want_out = -1;
+    int down = strstr(t->name, ".mlp.down_proj.") != NULL;
+    int rc = cq_json_get_int(s->config, "hidden_size", 1, INT64_MAX, &hidden, what, err);
+    if (rc == CQ_OK && down)
+        rc = cq_json_get_int(s->config, "intermediate_size", 1, INT64_MAX, &inter, what, err);
+    if (rc != CQ_OK)
+        return rc;
+    want_in = down ? inter : hidden;
+    if (down || strstr(t->name, ".self_attn.o_proj."))
+        want_out = hidden;
+    if (t->shape[1] != want_in || (want_out >= 0 && t->shape[0] != want_out))
+        return cq_errorf(err, CQ_E_SHAPE,
+                         "tensor '%s' in '%s': shape [%lld, %lld] disagrees with config.json "
+                         "(hidden_size %lld)", t->name, t->file, (long long)t->shape[0],
+                         (long long)t->shape[1], (long long)hidden);
     return CQ_OK;
 }
 
@@ -186,6 +231,8 @@ static int make_plan(run_state *s, cq_error *err)
         it->action = ACT_COPY;
         if (!cq_select_tensor(&sel, it->t->name, it->t->dtype, it->t->ndim))
             continue;
+        if (sel.llama_rules && (rc = check_llama_shape(s, it->t, err)) != CQ_OK)
+            return rc;
         cq_error why = CQ_ERROR_INIT;
         if (job->layout->check(&job->q, it->t->shape[0], it->t->shape[1], &why) == CQ_OK) {
             it->action = ACT_QUANT;
@@ -202,11 +249,104 @@ static int make_plan(run_state *s, cq_error *err)
     return CQ_OK;
 }
 
+/* Files copied as-is beside the tensors when the input has them. */
+static const char *const aux_files[] = {
+    "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
+    "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+    "added_tokens.json", "chat_template.jinja", "chat_template.json",
+};
+
+/* Peak memory and output size from the plan (cquant/plan.h): one tensor is in flight at a
+ * time, so the peak is the worst single tensor; the output is every tensor plus a header entry,
+ * the copied small files and the configs/report. */
+static int plan_resources(const run_state *s, cq_plan *p, cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < s->n_items; i++) {
+        const cq_st_tensor *t = s->items[i].t;
+        size_t heap = 0, out = t->nbytes;
+        if (s->items[i].action == ACT_QUANT) {
+            cq_packed pk[CQ_PACK_MAX_TENSORS];
+            int np = 0;
+            int rc = job->layout->plan(&job->q, t->shape[0], t->shape[1], pk, &np, err);
+            if (rc != CQ_OK)
+                return rc;
+            heap = cq_plan_linear_bytes(t->shape[0], t->shape[1], job->q.bits,
+                                        job->q.group_size, 0);
+            out = 0;
+            for (int k = 0; k < np; k++)
+                cq_plan_output(p, pk[k].nbytes + 256);
+        }
+        cq_plan_tensor(p, t->name, heap, t->nbytes);
+        cq_plan_output(p, out + 256);
+    }
+    for (size_t i = 0; i < sizeof aux_files / sizeof *aux_files; i++) {
+        char path[4096];
+        struct stat st;
+        cq_error scratch = CQ_ERROR_INIT; /* a path too long is the copy's error to report */
+        if (join(path, sizeof path, cq_st_dir(s->m), aux_files[i], &scratch) == CQ_OK &&
+            stat(path, &st) == 0)
+            cq_plan_output(p, (size_t)st.st_size);
+    }
+    cq_plan_output(p, (size_t)1 << 20); /* config.json, quantize_config.json, report */
+    return CQ_OK;
+}
+
+/* The folder the temporary output is created in (the parent of OUT). */
+static void parent_dir(const char *out, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", out);
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        snprintf(buf, n, ".");
+    else if (slash == buf)
+        buf[1] = 0;
+    else
+        *slash = 0;
+}
+
+static int check_resources(const run_state *s, cq_error *err)
+{
+    cq_plan p;
+    char dir[4096];
+    int rc = plan_resources(s, &p, err);
+    p.peak_bytes = p.peak_bytes > SIZE_MAX - s->job->producer_peak
+                       ? SIZE_MAX
+                       : p.peak_bytes + s->job->producer_peak;
+    if (rc == CQ_OK)
+        rc = cq_plan_check_memory(&p, s->job->max_memory, err);
+    parent_dir(s->sum->out, dir, sizeof dir);
+    if (rc == CQ_OK)
+        rc = cq_plan_check_disk(&p, dir, err);
+    char a[32], b[32];
+    cq_format_bytes(p.peak_bytes, a, sizeof a);
+    cq_format_bytes(p.output_bytes, b, sizeof b);
+    cq_debug("plan: peak memory %s, output %s", a, b);
+    return rc;
+}
+
 /* "<module>.weight" -> "<module>.<suffix>" */
 static void packed_name(char *buf, size_t n, const char *weight_name, const char *suffix)
 {
     size_t len = strlen(weight_name);
     snprintf(buf, n, "%.*s.%s", (int)(len - 7), weight_name, suffix);
+}
+
+/* The job's replacement values for a tensor, or NULL. */
+static const float *replaced(const run_state *s, const cq_st_tensor *t)
+{
+    return s->job->source ? s->job->source(s->job->source_ctx, t->name) : NULL;
+}
+
+static int read_f32(const run_state *s, const cq_st_tensor *t, float *w, size_t nb,
+                    cq_error *err)
+{
+    const float *src = replaced(s, t);
+    if (!src)
+        return cq_st_read_f32(t, w, err);
+    memcpy(w, src, nb);
+    return CQ_OK;
 }
 
 static int plan_writer(run_state *s, cq_error *err)
@@ -216,7 +356,8 @@ static int plan_writer(run_state *s, cq_error *err)
     for (size_t i = 0; i < s->n_items && rc == CQ_OK; i++) {
         const cq_st_tensor *t = s->items[i].t;
         if (s->items[i].action != ACT_QUANT) {
-            rc = cq_st_writer_add(s->w, t->name, t->dtype, t->ndim, t->shape, err);
+            cq_dtype dt = replaced(s, t) ? CQ_DT_F32 : t->dtype;
+            rc = cq_st_writer_add(s->w, t->name, dt, t->ndim, t->shape, err);
             continue;
         }
         cq_packed p[CQ_PACK_MAX_TENSORS];
@@ -301,11 +442,11 @@ static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
         rc = cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory (%zu bytes)", t->name, nb);
         goto done;
     }
-    if ((rc = cq_st_read_f32(t, w, err)) != CQ_OK ||
+    if ((rc = read_f32(s, t, w, nb, err)) != CQ_OK ||
         (rc = job->quantizer->run(&job->q, w, rows, cols, NULL, &qr, err)) != CQ_OK)
         goto done;
     /* A quantizer that uses w as scratch: measure against a fresh read of the original. */
-    if (!job->quantizer->keeps_w && (rc = cq_st_read_f32(t, w, err)) != CQ_OK)
+    if (!job->quantizer->keeps_w && (rc = read_f32(s, t, w, nb, err)) != CQ_OK)
         goto done;
     rc = emit_packed(s, t->name, job->quantizer->name, w, &qr, t0, NULL, NULL, err);
 done:
@@ -322,6 +463,9 @@ static int process_item(run_state *s, const plan_item *it, cq_error *err)
     if (it->action == ACT_QUANT) {
         rc = quantize_one(s, it->t, err);
         s->sum->quantized++;
+    } else if (replaced(s, it->t)) {
+        size_t nb = it->t->nbytes / cq_dtype_info(it->t->dtype)->size * sizeof(float);
+        rc = cq_st_writer_write(s->w, it->t->name, replaced(s, it->t), nb, err);
     } else {
         rc = cq_st_writer_write(s->w, it->t->name, it->t->data, it->t->nbytes, err);
     }
@@ -527,20 +671,22 @@ done:
     return rc;
 }
 
-static const char *const aux_files[] = {
-    "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
-    "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
-    "added_tokens.json", "chat_template.jinja", "chat_template.json",
-};
 
 static int copy_file(const char *src, const char *dst, cq_error *err)
 {
-    FILE *in = fopen(src, "rb"), *out = NULL;
+    FILE *in = NULL, *out = NULL;
     char buf[1 << 14];
     size_t n;
     int rc = CQ_OK;
-    if (!in)
+    /* O_NONBLOCK + S_ISREG: a FIFO or device in the input folder must not block or stream. */
+    int fd = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
         return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", src);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(in = fdopen(fd, "rb"))) {
+        close(fd);
+        return cq_errorf(err, CQ_E_IO, "'%s': not a regular file", src);
+    }
     if (!(out = fopen(dst, "wb"))) {
         rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create", dst);
         goto done;
@@ -691,7 +837,7 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         (rc = check_layout_options(job, err)) != CQ_OK ||
         (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||
         (rc = make_plan(&s, err)) != CQ_OK || (rc = cq_make_parents(sum->out, err)) != CQ_OK ||
-        (rc = begin_output(&s, err)) != CQ_OK ||
+        (rc = check_resources(&s, err)) != CQ_OK || (rc = begin_output(&s, err)) != CQ_OK ||
         (rc = start_report(&s, err)) != CQ_OK)
         goto done;
     if ((rc = build_output(&s, err)) != CQ_OK)

@@ -29,6 +29,7 @@ typedef struct cq_quant_job {
     const char *out;          /* NULL: "<model>-<method>-w<bits>g<group>" beside the input */
     const char *report_path;  /* NULL: OUT/cquant-report.json */
     size_t max_shard_bytes;   /* 0: one file */
+    size_t max_memory;        /* 0: no limit; else refuse up front when the plan exceeds it */
     bool strict;              /* a Linear the layout cannot hold is an error, not a skip */
     bool force;               /* replace an existing output */
     cq_strlist include, exclude;
@@ -46,6 +47,7 @@ typedef struct cq_quant_job {
     int (*produce)(void *ctx, cq_quant_sink *sink, cq_error *err);
     void *produce_ctx;
     bool resume;              /* keep a stale temporary output folder and reopen its files */
+    size_t producer_peak;     /* heap the producer adds to the plan (gptq: its pipeline plan) */
     int argc;                 /* the command line, for the report */
     char **argv;
 } cq_quant_job;
@@ -87,7 +89,8 @@ int cq_quant_mark_done(cq_quant_sink *s, const char *name, const cq_layer_report
                        cq_error *err);
 
 /* Run the job. On any error nothing is left at the output path (CQ_E_EXISTS when it exists and
- * !force; CQ_E_INTERRUPTED after SIGINT). */
+ * !force; CQ_E_INTERRUPTED after SIGINT; CQ_E_NOMEM when the planned peak exceeds max_memory;
+ * CQ_E_IO when the output's filesystem has less free space than the planned output). */
 int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err);
 
 /* The default output path for a job (job->out == NULL). */

@@ -259,14 +259,44 @@ static int lock_path(const char *dir, char **out)
     return *out ? 0 : -1;
 }
 
+/* During commit the lock file waits beside the folder, as "<tmp>.lock", so that it is not part of
+ * the output and a run killed between moving it and renaming the folder leaves a lock a later
+ * run can test (before, a lockless folder was left that no run would ever clean). */
+static char *side_lock_path(const cq_outdir *o) { return str_cat(o->tmp_path, ".lock"); }
+
+/* A side lock whose owner died: move it back into the folder (when there is one) so the usual
+ * stale-folder path takes over, or delete it. Returns 0, or CQ_E_EXISTS when a live run holds
+ * it (that run is committing this output). */
+static int recover_side_lock(const cq_outdir *o, int has_folder, cq_error *err)
+{
+    char *sp = side_lock_path(o), *lp = NULL;
+    if (!sp)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    int rc = CQ_OK, fd = open(sp, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0)
+        rc = cq_errorf(err, CQ_E_EXISTS, "'%s' is being committed by another cquant run",
+                       o->tmp_path);
+    else if (fd >= 0 && has_folder && lock_path(o->tmp_path, &lp) == 0)
+        rename(sp, lp);
+    else if (fd >= 0)
+        unlink(sp);
+    if (fd >= 0)
+        close(fd);
+    free(lp);
+    free(sp);
+    return rc;
+}
+
 /* Take over an existing temp folder. Returns 1 when claimed (kept, lock held), 0 when there is
  * none any more (absent, or stale and removed), or a negative status. */
 static int claim_existing(cq_outdir *o, int keep, cq_error *err)
 {
     struct stat st;
-    if (lstat(o->tmp_path, &st) != 0)
-        return errno == ENOENT ? 0
-                               : cq_errorf_errno(err, CQ_E_IO, "'%s': cannot stat", o->tmp_path);
+    if (lstat(o->tmp_path, &st) != 0) {
+        if (errno != ENOENT)
+            return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot stat", o->tmp_path);
+        return recover_side_lock(o, 0, err); /* CQ_OK: no folder, nothing to claim */
+    }
     if (!S_ISDIR(st.st_mode))
         return cq_errorf(err, CQ_E_EXISTS, "'%s' exists and is not a folder: remove it",
                          o->tmp_path);
@@ -274,6 +304,14 @@ static int claim_existing(cq_outdir *o, int keep, cq_error *err)
     if (lock_path(o->tmp_path, &lp) != 0)
         return cq_errorf(err, CQ_E_NOMEM, "out of memory");
     int fd = open(lp, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) { /* maybe killed while committing: see side_lock_path */
+        int rc = recover_side_lock(o, 1, err);
+        if (rc != CQ_OK) {
+            free(lp);
+            return rc;
+        }
+        fd = open(lp, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    }
     if (fd < 0) {
         int e = errno;
         free(lp);
@@ -435,8 +473,16 @@ void cq_outdir_abort(cq_outdir *o)
 {
     if (!o)
         return;
-    if (o->lock_fd >= 0 && o->tmp_path)
+    if (o->lock_fd >= 0 && o->tmp_path) {
         cq_remove_tree(o->tmp_path);
+        /* a failed commit may have moved our lock beside the folder: delete it if it is ours */
+        char *sp = side_lock_path(o);
+        struct stat a, b;
+        if (sp && fstat(o->lock_fd, &a) == 0 && stat(sp, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino)
+            unlink(sp);
+        free(sp);
+    }
     outdir_free(o);
 }
 
@@ -469,14 +515,21 @@ int cq_outdir_commit(cq_outdir *o, cq_error *err)
     int dfd = open(o->tmp_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", o->tmp_path);
-    /* The lock file must not end up in the output; we keep holding its (now unlinked) inode.
-     * Removed before the sync, so that the folder's fsync covers the removal too. */
-    if (unlinkat(dfd, CQ_OUTDIR_LOCK, 0) != 0 && errno != ENOENT) {
+    /* The lock file must not end up in the output: it moves beside the folder (we keep holding
+     * it; see side_lock_path) and is deleted once the folder is in place. Moved before the
+     * sync, so that the folder's fsync covers the move too. */
+    char *lp = NULL, *sp = side_lock_path(o);
+    if (!sp || lock_path(o->tmp_path, &lp) != 0 || rename(lp, sp) != 0) {
+        int rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot move the lock file", o->tmp_path);
+        free(lp);
+        free(sp);
         close(dfd);
-        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot remove the lock file", o->tmp_path);
+        return rc;
     }
+    free(lp);
     if (fsync_tree(dfd, 0) != 0) {
         int rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot sync", o->tmp_path);
+        free(sp);
         close(dfd);
         return rc;
     }
@@ -490,9 +543,13 @@ int cq_outdir_commit(cq_outdir *o, cq_error *err)
         free(aside);
         aside = NULL;
     }
-    if (rc != CQ_OK)
-        return rc; /* the temp folder stays; abort removes it */
+    if (rc != CQ_OK) {
+        free(sp);
+        return rc; /* the temp folder stays; abort removes it and the side lock */
+    }
     fsync_parent(o->final_path);
+    unlink(sp);
+    free(sp);
     if (aside)
         cq_remove_tree(aside);
     free(aside);

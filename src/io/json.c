@@ -112,7 +112,9 @@ int cq_json_parse(cJSON **out, const char *text, size_t len, const char *what, c
 int cq_json_load_capped(cJSON **out, const char *path, size_t max_bytes, cq_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (the S_ISREG check below
+     * rejects it); it changes nothing for regular files. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", path);
     struct stat st;

@@ -340,7 +340,9 @@ static int add_file(cq_st_model *m, st_file **out, const char *path, cq_error *e
 /* Map a whole file read-only. MAP_PRIVATE: nothing we do can reach the file. */
 static int map_file(st_file *f, cq_error *err)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (the S_ISREG check below
+     * rejects it); it changes nothing for regular files. */
+    int fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", f->path);
     struct stat st;

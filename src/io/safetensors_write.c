@@ -158,7 +158,9 @@ static int check_name(const char *name, cq_error *err)
     size_t n = strlen(name);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)name[i] < 0x20)
-            return cq_errorf(err, CQ_E_USAGE, "tensor name with a control byte");
+            /* names come from input checkpoints: unsupported input, not a usage error */
+            return cq_errorf(err, CQ_E_UNSUPPORTED,
+                             "tensor '%s': a name with a control byte cannot be written", name);
     if (n == 0 || !cq_utf8_valid(name, n) || strcmp(name, "__metadata__") == 0)
         return cq_errorf(err, CQ_E_USAGE, "tensor name '%s' is not allowed", name);
     return CQ_OK;

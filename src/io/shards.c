@@ -44,7 +44,10 @@ static int read_weight_map(const cJSON *root, const char *index, pair **out, siz
         if (!cJSON_IsString(c) || !c->valuestring)
             return cq_errorf(err, CQ_E_FORMAT, "'%s': weight_map entry '%s' must be a string",
                              index, c->string);
-    *out = malloc((*n ? *n : 1) * sizeof **out);
+    /* No tensors would silently ignore every shard in the folder (found by fuzz_index). */
+    if (*n == 0)
+        return cq_errorf(err, CQ_E_FORMAT, "'%s': weight_map lists no tensors", index);
+    *out = malloc(*n * sizeof **out);
     if (!*out)
         return cq_errorf(err, CQ_E_NOMEM, "out of memory");
     size_t i = 0;

@@ -114,6 +114,7 @@ static int calib_alloc(cq_calib *out, int64_t n, int64_t seqlen, cq_error *err)
                          (long long)n);
     out->n = n;
     out->seqlen = seqlen;
+    out->bos = -1; /* the caller knows how the ids were made */
     return CQ_OK;
 }
 

@@ -1,5 +1,5 @@
 /* calib.bin: a safetensors file with input_ids I32 [n, seqlen] and the selection's
- * __metadata__ (mode, seed, n, seqlen, tokenizer_hash, sources). Reading accepts any safetensors
+ * __metadata__ (mode, seed, n, seqlen, tokenizer_hash, sources, bos). Reading accepts any safetensors
  * file with integer input_ids [n, seqlen] (I32 or I64). */
 #include "cquant/calib.h"
 
@@ -78,6 +78,8 @@ int cq_calib_read(const char *path, int64_t vocab, cq_calib *out, cq_error *err)
         copy_meta(m, "sources", out->sources, sizeof out->sources);
         const char *s = cq_st_metadata(m, "seed");
         out->seed = s ? strtoull(s, NULL, 10) : 0;
+        const char *b = cq_st_metadata(m, "bos");
+        out->bos = !b ? -1 : !strcmp(b, "true") ? 1 : !strcmp(b, "false") ? 0 : -1;
     }
     cq_st_close(m);
     return rc;
@@ -91,13 +93,15 @@ static int write_dir(const char *dir, const cq_calib *c, cq_error *err)
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     snprintf(n, sizeof n, "%lld", (long long)c->n);
     snprintf(seqlen, sizeof seqlen, "%lld", (long long)c->seqlen);
-    const char *meta[6][2] = {{"mode", c->mode}, {"seed", seed}, {"n", n}, {"seqlen", seqlen},
-                              {"tokenizer_hash", c->tokenizer_hash}, {"sources", c->sources}};
+    const char *meta[7][2] = {{"mode", c->mode}, {"seed", seed}, {"n", n}, {"seqlen", seqlen},
+                              {"tokenizer_hash", c->tokenizer_hash}, {"sources", c->sources},
+                              {"bos", c->bos < 0 ? NULL : c->bos ? "true" : "false"}};
     int rc = cq_st_writer_create(&w, dir, 0, err);
     if (rc == CQ_OK)
         rc = cq_st_writer_add(w, "input_ids", CQ_DT_I32, 2, shape, err);
-    for (int i = 0; i < 6 && rc == CQ_OK; i++)
-        rc = cq_st_writer_meta(w, meta[i][0], meta[i][1], err);
+    for (int i = 0; i < 7 && rc == CQ_OK; i++)
+        if (meta[i][1]) /* bos is left out when unknown */
+            rc = cq_st_writer_meta(w, meta[i][0], meta[i][1], err);
     if (rc == CQ_OK)
         rc = cq_st_writer_start(w, err);
     if (rc == CQ_OK)

@@ -2,13 +2,17 @@
 #include "cquant/model.h"
 
 #include "cquant/checked.h"
+#include "cquant/json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const struct {
     const char *name;
@@ -167,7 +171,11 @@ static int parse_window(const cJSON *root, const char *path, cq_model_config *cf
 int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
-    cJSON *root = cJSON_Parse(json);
+    /* The strict parser: raw control bytes in strings (cJSON takes them) would otherwise reach
+     * one-line messages such as "unsupported architecture" (found by fuzz_config). */
+    cJSON *root = NULL;
+    if (cq_json_parse(&root, json, strlen(json), path, err) != CQ_OK)
+        return err->code;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return cq_errorf(err, CQ_E_FORMAT, "%s: not a JSON object", path);
@@ -188,14 +196,22 @@ int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq
             rc = cq_errorf(err, CQ_E_FORMAT, "%s: rms_norm_eps must be positive", path);
     }
     cJSON_Delete(root);
+    cq_error_printable(err); /* names may hold escaped control characters ("\u000a") */
     return rc;
 }
 
 static int read_text(const char *path, char **out, cq_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK + S_ISREG: a FIFO must not block the open or stream forever. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return cq_errorf_errno(err, CQ_E_IO, "%s: cannot open", path);
+    struct stat st;
+    FILE *f = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "rb"))) {
+        close(fd);
+        return cq_errorf(err, CQ_E_IO, "%s: not a regular file", path);
+    }
     char *buf = NULL;
     size_t len = 0, cap = 0;
     int rc = CQ_OK;

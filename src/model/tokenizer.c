@@ -6,9 +6,12 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_JSON_BYTES ((size_t)1 << 30)
 
@@ -16,11 +19,18 @@ static int read_file(const char *path, char **data, size_t *len, int missing_ok,
 {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* O_NONBLOCK + S_ISREG: a FIFO or device must not block or stream forever. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         if (missing_ok && errno == ENOENT)
             return CQ_OK;
         return cq_errorf_errno(err, CQ_E_IO, "%s: cannot open", path);
+    }
+    struct stat st;
+    FILE *f = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "rb"))) {
+        close(fd);
+        return cq_errorf(err, CQ_E_IO, "%s: not a regular file", path);
     }
     char *p = NULL;
     size_t n = 0, cap = 0;
@@ -97,26 +107,18 @@ static int load_config_file(cq_tokenizer *t, const char *dir, const char *name, 
     return CQ_OK;
 }
 
-int cq_tokenizer_load_file(cq_tokenizer **out, const char *json_path, const char *config_dir,
-                           cq_error *err)
+int cq_tokenizer_load_buffer(cq_tokenizer **out, const char *data, size_t len,
+                             const char *name, const char *config_dir, cq_error *err)
 {
     *out = NULL;
-    char *data;
-    size_t len;
-    int rc = read_file(json_path, &data, &len, 0, err);
-    if (rc != CQ_OK)
-        return rc;
     cq_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) {
-        free(data);
-        return cq_errorf(err, CQ_E_NOMEM, "%s: out of memory", json_path);
-    }
+    if (!t)
+        return cq_errorf(err, CQ_E_NOMEM, "%s: out of memory", name);
     t->bos_id = t->eos_id = t->unk_id = -1;
     cq_sha256_hex(data, len, t->hash);
     cJSON *root = cJSON_ParseWithLength(data, len);
-    free(data);
-    rc = root ? tok_load_json(t, root, json_path, err)
-              : cq_errorf(err, CQ_E_FORMAT, "%s: not valid JSON", json_path);
+    int rc = root ? tok_load_json(t, root, name, err)
+                  : cq_errorf(err, CQ_E_FORMAT, "%s: not valid JSON", name);
     cJSON_Delete(root);
     if (rc == CQ_OK && config_dir)
         rc = load_config_file(t, config_dir, "tokenizer_config.json", 1, err);
@@ -128,6 +130,20 @@ int cq_tokenizer_load_file(cq_tokenizer **out, const char *json_path, const char
     }
     *out = t;
     return CQ_OK;
+}
+
+int cq_tokenizer_load_file(cq_tokenizer **out, const char *json_path, const char *config_dir,
+                           cq_error *err)
+{
+    *out = NULL;
+    char *data;
+    size_t len;
+    int rc = read_file(json_path, &data, &len, 0, err);
+    if (rc != CQ_OK)
+        return rc;
+    rc = cq_tokenizer_load_buffer(out, data, len, json_path, config_dir, err);
+    free(data);
+    return rc;
 }
 
 int cq_tokenizer_load(cq_tokenizer **out, const char *dir, cq_error *err)

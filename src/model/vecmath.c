@@ -10,10 +10,13 @@
 
 #include <string.h>
 
-static inline float exp_poly(float x)
+static inline float exp_poly(float xin)
 {
-    x = x > 88.0f ? 88.0f : x;
-    x = x < -87.0f ? -87.0f : x;
+    /* Clamps written so that NaN lands inside the range too: otherwise n is NaN and its int
+     * conversion and the exponent arithmetic below are undefined (UBSan: signed overflow, found
+     * by tests/cli/hostile.sh with NaN weights through awq). NaN is restored at the end. */
+    float x = xin < 88.0f ? xin : 88.0f;
+    x = x > -87.0f ? x : -87.0f;
     /* n = round(x / ln 2) with the 1.5·2^23 trick (no roundps on baseline x86-64);
      * r = x − n·ln 2 in two parts (Cody-Waite) */
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -28,7 +31,7 @@ static inline float exp_poly(float x)
     int32_t bits = ((int32_t)n + 127) * (1 << 23);
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+    return xin != xin ? xin : y * scale;
 }
 
 void cq_vexp_sub(float *x, int64_t n, float sub)

@@ -66,6 +66,11 @@ CQ_TEST(every_command_json)
     static const char *const k_batch[] = {"manifest", "jobs_total", "succeeded", "failed",
                                           "skipped", "not_run", "jobs", "ok", NULL};
     static const char *const k_help[] = {"version", "commands", "ok", NULL};
+    static const char *const k_calib[] = {"output", "mode", "n", "seqlen", "seed", "bos",
+                                          "tokenizer_hash", "sources", "ok", NULL};
+    static const char *const k_eval[] = {"model", "text", "format", "ppl", "perplexity", "nll",
+                                         "nll_sum", "windows", "tokens", "scored", "seqlen",
+                                         "seconds", "ok", NULL};
     snprintf(cmd, sizeof cmd, "'%s' -q inspect --json '%s'", bin, tiny);
     expect_ok(cmd, k_inspect);
     snprintf(cmd, sizeof cmd, "'%s' -q rtn --json '%s' -o '%s/q'", bin, tiny, tmp);
@@ -87,6 +92,11 @@ CQ_TEST(every_command_json)
     expect_ok(cmd, k_batch);
     snprintf(cmd, sizeof cmd, "'%s' help --json", bin);
     expect_ok(cmd, k_help);
+    snprintf(cmd, sizeof cmd, "'%s' -q calib --json --samples 2 --seqlen 64 '%s' '%s/README.md' "
+             "-o '%s/c.bin'", bin, tiny, src, tmp);
+    expect_ok(cmd, k_calib);
+    snprintf(cmd, sizeof cmd, "'%s' -q eval --json '%s/q' '%s/c.bin'", bin, tmp, tmp);
+    expect_ok(cmd, k_eval);
 
     /* failure: the error object, with the documented exit code */
     static const char *const k_fail[] = {"ok", "status", "exit_code", "error", NULL};

@@ -5,9 +5,11 @@
 #include "cquant/outdir.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,6 +185,50 @@ CQ_TEST(killed_child)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     CQ_CHECK(!exists(ff));
+}
+
+/* A run killed inside commit, after its lock left the folder and before the rename (found by
+ * scripts/fault_inject.sh: every later run then refused the lockless folder). The state is
+ * crafted: OUT.cquant-tmp without a lock, and the lock beside it as OUT.cquant-tmp.lock. */
+CQ_TEST(killed_in_commit)
+{
+    char fin[4096], tmp[4096], side[4096]; /* path_of's buffers rotate: keep copies */
+    snprintf(fin, sizeof fin, "%s", path_of("out9"));
+    snprintf(tmp, sizeof tmp, "%s", path_of("out9.cquant-tmp"));
+    snprintf(side, sizeof side, "%s", path_of("out9.cquant-tmp.lock"));
+    cq_error err = CQ_ERROR_INIT;
+    cq_outdir o;
+    CQ_CHECK(mkdir(tmp, 0755) == 0);
+    put(tmp, "model.safetensors", "complete");
+    put(cq_test_tmpdir(), "out9.cquant-tmp.lock", "");
+    /* while a live run holds the side lock, it is committing: refuse, touch nothing */
+    int fd = open(side, O_RDWR);
+    CQ_CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    CQ_CHECK_EQ_INT(cq_outdir_begin(&o, fin, 0, &err), CQ_E_EXISTS);
+    CQ_CHECK(strstr(err.msg, "being committed") != NULL);
+    cq_outdir_abort(&o); /* a failed begin is released by abort (it holds no lock) */
+    CQ_CHECK(has(tmp, "model.safetensors", "complete") && exists(side));
+    close(fd);
+    /* its owner died: a resume run takes the folder over with the lock moved back in */
+    int resumed = 0;
+    err = (cq_error)CQ_ERROR_INIT;
+    CQ_CHECK_OK(cq_outdir_resume(&o, fin, 0, &resumed, &err), &err);
+    CQ_CHECK_EQ_INT(resumed, 1);
+    CQ_CHECK(has(cq_outdir_path(&o), "model.safetensors", "complete") && !exists(side));
+    /* a commit leaves neither the side lock nor a lock inside the output */
+    CQ_CHECK_OK(cq_outdir_commit(&o, &err), &err);
+    CQ_CHECK(!exists(side) && !exists(path_of("out9/" CQ_OUTDIR_LOCK)) && !exists(tmp));
+    /* a fresh run removes the stale folder; a stale side lock with no folder is deleted */
+    CQ_CHECK(mkdir(tmp, 0755) == 0);
+    put(cq_test_tmpdir(), "out9.cquant-tmp.lock", "");
+    CQ_CHECK_OK(cq_outdir_begin(&o, path_of("out9"), 1, &err), &err);
+    CQ_CHECK(!exists(side) && !has(cq_outdir_path(&o), "model.safetensors", "complete"));
+    cq_outdir_abort(&o);
+    put(cq_test_tmpdir(), "out9.cquant-tmp.lock", "");
+    CQ_CHECK_OK(cq_outdir_begin(&o, path_of("out9"), 1, &err), &err);
+    CQ_CHECK(!exists(side));
+    cq_outdir_abort(&o);
+    CQ_CHECK(!exists(tmp) && !exists(side));
 }
 
 CQ_TEST(resume_fresh)

@@ -4,7 +4,9 @@
 #include "cq_test.h"
 #include "st_craft.h"
 
+#include "cquant/json.h"
 #include "cquant/safetensors.h"
+#include "cquant/tokenizer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -287,6 +289,8 @@ CQ_TEST(index_cases)
            W("index.json", "not valid JSON"));
     expect(make_folder("mdnum", "{\"metadata\":3,\"weight_map\":{}}"), CQ_E_FORMAT,
            W("'metadata' must be an object"));
+    expect(make_folder("emptymap", "{\"weight_map\":{}}"), CQ_E_FORMAT,
+           W("index.json", "weight_map lists no tensors"));
     /* the same tensor in two shards */
     d = make_folder("twice", IDX("\"a\":\"s1.safetensors\",\"b\":\"s2.safetensors\""));
     craft(d, "s2.safetensors", shard_hdr_a, 4);
@@ -341,4 +345,30 @@ CQ_TEST(count_cases)
     /* the brief asks for at least 30 hostile cases; make the count visible */
     fprintf(stderr, "hostile/edge cases run so far: %d\n", n_cases);
     CQ_CHECK(n_cases >= 30);
+}
+
+/* A FIFO must be refused at once, not block in open() waiting for a writer (found by
+ * tests/cli/hostile.sh: inspect hung on one). A hang shows up as the ctest timeout. */
+CQ_TEST(fifo_inputs)
+{
+    char d[4096], p[4200];
+    snprintf(d, sizeof d, "%s/fifo", dir());
+    mkdir(d, 0755);
+    snprintf(p, sizeof p, "%s/model.safetensors", d);
+    CQ_CHECK(mkfifo(p, 0644) == 0);
+    expect(p, CQ_E_IO, W("model.safetensors", "not a regular file"));
+    snprintf(p, sizeof p, "%s/config.json", d);
+    CQ_CHECK(mkfifo(p, 0644) == 0);
+    cJSON *j = NULL;
+    cq_error err = CQ_ERROR_INIT;
+    CQ_CHECK_EQ_INT(cq_json_load(&j, p, &err), CQ_E_IO);
+    CQ_CHECK(strstr(err.msg, "not a regular file") != NULL);
+    CQ_CHECK(j == NULL);
+    snprintf(p, sizeof p, "%s/tokenizer.json", d);
+    CQ_CHECK(mkfifo(p, 0644) == 0);
+    cq_tokenizer *tok = NULL;
+    err = (cq_error)CQ_ERROR_INIT;
+    CQ_CHECK_EQ_INT(cq_tokenizer_load(&tok, d, &err), CQ_E_IO);
+    CQ_CHECK(strstr(err.msg, "not a regular file") != NULL);
+    CQ_CHECK(tok == NULL);
 }

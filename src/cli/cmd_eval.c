@@ -1,0 +1,163 @@
+/* cquant eval: WikiText-protocol perplexity (notes §G.2) of a float or quantized checkpoint.
+ * TEXT is tokenized once without BOS (or is a safetensors file of input_ids); cq_eval_ppl does
+ * the windows and the math; quantized Linears are dequantized on load (cq_qsource). */
+#include "cli.h"
+
+#include "cquant/calib.h"
+#include "cquant/log.h"
+#include "cquant/model.h"
+#include "cquant/outdir.h"
+#include "cquant/qsource.h"
+#include "cquant/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct eval_run {
+    cq_model_config cfg;
+    cq_st_model *st;
+    cq_qsource *qs;
+    int32_t *ids;
+    int64_t n_ids;
+    int64_t file_seqlen;   /* seqlen of an ids file; 0 for text */
+} eval_run;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Layer source that stops at Ctrl-C (cq_eval_ppl has no loop of its own to check). */
+static int layer_source(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *err)
+{
+    eval_run *r = ctx;
+    if (cq_interrupted())
+        return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
+    if (r->qs)
+        return cq_qsource_layer(r->qs, layer, w, err);
+    return cq_layer_load(w, &r->cfg, r->st, layer, err);
+}
+
+static int open_model(eval_run *r, const char *path, cq_error *err)
+{
+    int rc = cq_st_open(&r->st, path, err);
+    if (rc == CQ_OK)
+        rc = cq_config_load(cq_st_dir(r->st), &r->cfg, err);
+    if (rc == CQ_OK)
+        rc = cq_qsource_open(&r->qs, cq_st_dir(r->st), &r->cfg, r->st, err);
+    if (rc == CQ_OK && !r->qs)
+        rc = cq_config_check(&r->cfg, r->st, err);
+    if (rc == CQ_OK && r->qs)
+        cq_info("eval: %s checkpoint, %lld packed Linears dequantized on load",
+                cq_qsource_layout(r->qs), (long long)cq_qsource_packed(r->qs));
+    return rc;
+}
+
+/* Text: tokenized once, no BOS (MODEL.md protocol); a safetensors file: its input_ids. */
+static int load_ids(eval_run *r, const char *text_path, cq_error *err)
+{
+    const char *dir = cq_st_dir(r->st);
+    if (cq_calib_is_safetensors(text_path)) {
+        cq_calib c;
+        int rc = cq_calib_read(text_path, r->cfg.vocab, &c, err);
+        if (rc != CQ_OK)
+            return rc;
+        cq_calib_check_tokenizer(&c, text_path, dir);
+        r->ids = c.ids; /* taken over */
+        r->n_ids = c.n * c.seqlen;
+        r->file_seqlen = c.seqlen;
+        return CQ_OK;
+    }
+    cq_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = cq_tokenizer_load(&tok, dir, err);
+    if (rc == CQ_OK)
+        rc = cq_text_read(&text_path, 1, &text, &len, NULL, NULL, NULL, 0, err);
+    if (rc == CQ_OK)
+        rc = cq_tokenizer_encode(tok, text, len, 0, &r->ids, &r->n_ids, err);
+    if (rc == CQ_OK)
+        cq_info("eval: %s: %zu bytes -> %lld tokens", text_path, len, (long long)r->n_ids);
+    free(text);
+    cq_tokenizer_free(tok);
+    return rc;
+}
+
+static void summary(cq_cli *cli, const eval_run *r, const char *model, const char *text,
+                    const cq_eval_opts *o, const cq_eval_result *res, double secs)
+{
+    cJSON *j = cli->json = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", model);
+    cJSON_AddStringToObject(j, "text", text);
+    cJSON_AddStringToObject(j, "format", cq_qsource_layout(r->qs));
+    cJSON_AddNumberToObject(j, "ppl", res->ppl);
+    cJSON_AddNumberToObject(j, "perplexity", res->ppl); /* the key batch reads */
+    cJSON_AddNumberToObject(j, "nll", res->mean_nll);
+    cJSON_AddNumberToObject(j, "nll_sum", res->nll_sum);
+    cJSON_AddNumberToObject(j, "windows", (double)res->n_windows);
+    cJSON_AddNumberToObject(j, "tokens", (double)r->n_ids);
+    cJSON_AddNumberToObject(j, "scored", (double)res->n_scored);
+    cJSON_AddNumberToObject(j, "seqlen", (double)o->seqlen);
+    cJSON_AddNumberToObject(j, "seconds", secs);
+    if (!cli->common.json)
+        printf("perplexity %.4f (mean nll %.6f over %lld windows of %lld tokens, %lld "
+               "predictions, %.1f s)\n", res->ppl, res->mean_nll, (long long)res->n_windows,
+               (long long)o->seqlen, (long long)res->n_scored, secs);
+}
+
+static int64_t default_seqlen(const eval_run *r)
+{
+    if (r->file_seqlen)
+        return r->file_seqlen; /* one window per row of an ids file */
+    return r->cfg.max_pos > 0 && r->cfg.max_pos < 2048 ? r->cfg.max_pos : 2048;
+}
+
+int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
+{
+    int seqlen = 0, max_windows = 0;
+    size_t budget = 0;
+    const cq_option opts[] = {
+        OPT_INT(0, "seqlen", &seqlen, "N", "window length (0 = the model's context capped at "
+                "2048; an ids file: its row length)", 0, 1 << 20, NULL),
+        OPT_INT(0, "max-windows", &max_windows, "N", "evaluate only the first N windows "
+                "(0 = all)", 0, 1 << 30, NULL),
+        OPT_SIZE(0, "act-memory", &budget, "SIZE", "activation memory per batch of windows "
+                 "(0 = 512 MiB)"),
+        CQ_OPT_COMMON(&cli->common),
+        OPT_END(),
+    };
+    int n = cli_parse(cli, opts, "cquant eval [--seqlen N] [--max-windows N] [--json] MODEL TEXT",
+                      "Perplexity of MODEL (float, or gptq/awq/compressed-tensors quantized) on "
+                      "TEXT (.txt/.jsonl, gzipped or not, tokenized without BOS; or a "
+                      "calib.bin/safetensors with input_ids): non-overlapping windows, tail "
+                      "dropped, ppl = exp(mean nll).", argc, argv, err);
+    if (n < 0 || cli->help_shown)
+        return n < 0 ? n : CQ_OK;
+    int rc = cli_expect_args(n, 2, "MODEL TEXT", err);
+    if (rc == CQ_OK && seqlen == 1)
+        rc = cq_errorf(err, CQ_E_USAGE, "--seqlen must be at least 2");
+    double t0 = now_s();
+    eval_run r;
+    memset(&r, 0, sizeof r);
+    if (rc == CQ_OK)
+        rc = open_model(&r, argv[0], err);
+    if (rc == CQ_OK)
+        rc = load_ids(&r, argv[1], err);
+    cq_eval_opts o = {.seqlen = seqlen ? seqlen : 0, .max_windows = max_windows,
+                      .act_budget = budget, .source = layer_source, .source_ctx = &r};
+    cq_eval_result res;
+    if (rc == CQ_OK) {
+        o.seqlen = seqlen ? seqlen : default_seqlen(&r);
+        rc = cq_eval_ppl(&r.cfg, r.st, r.ids, r.n_ids, &o, &res, err);
+    }
+    if (rc == CQ_OK)
+        summary(cli, &r, argv[0], argv[1], &o, &res, now_s() - t0);
+    free(r.ids);
+    cq_qsource_free(r.qs);
+    cq_st_close(r.st);
+    return rc;
+}

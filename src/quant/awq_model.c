@@ -1,0 +1,276 @@
+/* AWQ over a whole Llama-family model (notes §F.1, §F.2): layer by layer, the FP forward records
+ * every Linear group's input and yields the next layer's input in full precision; the four scale
+ * searches see the unmodified layer; then every scale is folded, the recorded inputs divided by
+ * their scales, and clipping searched on the scaled weights and inputs (not for q/k). */
+#include "cquant/awq.h"
+
+#include "cquant/checked.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Tokens per forward chunk: the MLP's gate/up activations of 512 tokens stay in cache between
+ * the GEMMs and the SwiGLU pass (4096 tokens spill: 16 MB each at intermediate 1024), which the
+ * 22 evaluations per group repeat. Raised to seqlen by cq_llama_create when longer. */
+#define AWQ_CHUNK_TOKENS 512
+
+static const char *const group_names[CQ_AWQ_N_GROUPS] = {
+    "self_attn.q_k_v", "self_attn.o_proj", "mlp.gate_up", "mlp.down_proj"};
+
+const char *cq_awq_group_name(int g)
+{
+    return g >= 0 && g < CQ_AWQ_N_GROUPS ? group_names[g] : "?";
+}
+
+/* The recorded input of each hook point for every calibration token. */
+typedef struct rec {
+    float *x[4];
+    int64_t cols[4], filled[4], tokens;
+} rec;
+
+static int rec_hook(void *ctx, int which, const float *x, int64_t n, int64_t cols)
+{
+    rec *r = ctx;
+    if (which < 0 || which > 3 || cols != r->cols[which] || r->filled[which] + n > r->tokens)
+        return CQ_E_INTERNAL;
+    memcpy(r->x[which] + r->filled[which] * cols, x, (size_t)(n * cols) * sizeof(float));
+    r->filled[which] += n;
+    return CQ_OK;
+}
+
+typedef struct drv {
+    const cq_model_config *cfg;
+    const cq_qconfig *q;
+    const cq_awq_opts *o;
+    cq_llama *m;
+    int64_t n_seq, seqlen, tokens;
+    cq_layer_weights w;
+    rec in;
+    float *hidden, *next;
+    float *s[CQ_AWQ_N_GROUPS];
+} drv;
+
+/* Module-to-inspect evaluations: the layer with the group's Linears replaced. */
+typedef struct blk {
+    drv *d;
+    int group;
+    const float *x;
+} blk;
+
+static int attn_block(void *ctx, float *const *ws, float *out, cq_error *err)
+{
+    blk *b = ctx;
+    cq_layer_weights lw = b->d->w;
+    lw.lin[CQ_LIN_Q] = ws[0];
+    lw.lin[CQ_LIN_K] = ws[1];
+    lw.lin[CQ_LIN_V] = ws[2];
+    return cq_attn_forward(b->d->m, &lw, b->x, out, b->d->n_seq, b->d->seqlen, err);
+}
+
+static int mlp_block(void *ctx, float *const *ws, float *out, cq_error *err)
+{
+    blk *b = ctx;
+    cq_layer_weights lw = b->d->w;
+    lw.lin[CQ_LIN_GATE] = ws[0];
+    lw.lin[CQ_LIN_UP] = ws[1];
+    return cq_mlp_forward(b->d->m, &lw, b->x, out, b->d->tokens, err);
+}
+
+/* Linears of each group, its hook point, and whether it runs (v->o needs equal shapes). */
+static const int group_lins[CQ_AWQ_N_GROUPS][4] = {
+    {CQ_LIN_Q, CQ_LIN_K, CQ_LIN_V, -1},
+    {CQ_LIN_O, -1, -1, -1},
+    {CQ_LIN_GATE, CQ_LIN_UP, -1, -1},
+    {CQ_LIN_DOWN, -1, -1, -1},
+};
+static const int group_hook[CQ_AWQ_N_GROUPS] = {CQ_HOOK_QKV_IN, CQ_HOOK_O_IN, CQ_HOOK_GATEUP_IN,
+                                                CQ_HOOK_DOWN_IN};
+
+static bool vo_match(const cq_model_config *cfg)
+{
+    int64_t vr, vc, orr, oc;
+    cq_linear_shape(cfg, CQ_LIN_V, &vr, &vc);
+    cq_linear_shape(cfg, CQ_LIN_O, &orr, &oc);
+    return vr == orr && vc == oc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int search_group(drv *d, int g, cq_awq_layer_report *rep, cq_error *err)
+{
+    float *ws[4];
+    int64_t rows[4], cols = 0;
+    int n = 0;
+    for (; n < 4 && group_lins[g][n] >= 0; n++) {
+        ws[n] = d->w.lin[group_lins[g][n]];
+        cq_linear_shape(d->cfg, group_lins[g][n], &rows[n], &cols);
+    }
+    const float *x = d->in.x[group_hook[g]];
+    blk b = {d, g, x};
+    cq_awq_group grp = {.x = x, .tokens = d->tokens, .cols = cols, .n_linear = n, .w = ws,
+                        .rows = rows, .block_ctx = &b, .out_elems = d->tokens * d->cfg->hidden};
+    grp.block = g == CQ_AWQ_G_QKV ? attn_block : g == CQ_AWQ_G_GATEUP ? mlp_block : NULL;
+    cq_awq_scale_result res = {.scales = d->s[g]};
+    double t0 = now_s();
+    int rc = cq_awq_search_scale(d->q, d->o, &grp, &res, err);
+    if (rc != CQ_OK) {
+        cq_error_prefix(err, "layer %lld %s", (long long)rep->layer, group_names[g]);
+        return rc;
+    }
+    rep->group[g].done = true;
+    rep->group[g].ratio = res.ratio;
+    rep->group[g].loss_before = res.loss_before;
+    rep->group[g].loss_after = res.loss_after;
+    rep->group[g].seconds = now_s() - t0;
+    return CQ_OK;
+}
+
+/* §F.5 plus step 4 of §F.1: fold every searched scale, divide the recorded inputs. */
+static void fold_all(drv *d, const cq_awq_layer_report *rep)
+{
+    const cq_model_config *c = d->cfg;
+    cq_layer_weights *w = &d->w;
+    int64_t H = c->hidden, I = c->intermediate, qd = c->n_heads * c->head_dim;
+    int64_t kd = c->n_kv_heads * c->head_dim;
+    float *qkv[3] = {w->lin[CQ_LIN_Q], w->lin[CQ_LIN_K], w->lin[CQ_LIN_V]};
+    int64_t qkv_rows[3] = {qd, kd, kd};
+    float *gu[2] = {w->lin[CQ_LIN_GATE], w->lin[CQ_LIN_UP]};
+    int64_t gu_rows[2] = {I, I};
+    cq_awq_fold_norm(w->in_norm, NULL, H, qkv, qkv_rows, 3, d->s[CQ_AWQ_G_QKV]);
+    if (rep->group[CQ_AWQ_G_O].done)
+        cq_awq_fold_linear(w->lin[CQ_LIN_V], w->bias[CQ_LIN_V], kd, H, w->lin[CQ_LIN_O], H, qd,
+                           d->s[CQ_AWQ_G_O]);
+    cq_awq_fold_norm(w->post_norm, NULL, H, gu, gu_rows, 2, d->s[CQ_AWQ_G_GATEUP]);
+    cq_awq_fold_linear(w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], I, H, w->lin[CQ_LIN_DOWN], H, I,
+                       d->s[CQ_AWQ_G_DOWN]);
+    for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
+        if (rep->group[g].done)
+            cq_awq_scale_input(d->in.x[group_hook[g]], d->tokens, d->in.cols[group_hook[g]],
+                               d->s[g]);
+}
+
+/* §F.6 for one Linear: search, report the mean shrink, clamp. */
+static int clip_linear(drv *d, int lin, cq_awq_layer_report *rep, cq_error *err)
+{
+    int64_t rows, cols;
+    cq_linear_shape(d->cfg, lin, &rows, &cols);
+    int64_t group = d->q->group_size > 0 ? d->q->group_size : cols;
+    int64_t ng = (cols + group - 1) / group;
+    float *mv = malloc((size_t)(rows * ng) * sizeof *mv);
+    if (!mv)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory clipping %s", cq_linear_name(lin));
+    float *w = d->w.lin[lin];
+    int rc = cq_awq_search_clip(d->q, d->o, w, rows, cols, d->in.x[cq_linear_hook_point(lin)],
+                                d->tokens, mv, err);
+    double sum = 0;
+    for (int64_t r = 0; r < rows && rc == CQ_OK; r++)
+        for (int64_t g = 0; g < ng; g++) {
+            float a = 0;
+            for (int64_t k = g * group; k < cols && k < (g + 1) * group; k++)
+                a = fabsf(w[r * cols + k]) > a ? fabsf(w[r * cols + k]) : a;
+            sum += a > 0 ? mv[r * ng + g] / a : 1.0;
+        }
+    if (rc == CQ_OK) {
+        cq_awq_apply_clip(w, rows, cols, group, mv);
+        rep->lin[lin].clipped = true;
+        rep->lin[lin].mean_shrink = sum / (double)(rows * ng);
+    }
+    free(mv);
+    return rc;
+}
+
+static int rec_alloc(drv *d, cq_error *err)
+{
+    const cq_model_config *c = d->cfg;
+    int64_t cols[4] = {c->hidden, c->n_heads * c->head_dim, c->hidden, c->intermediate};
+    d->in.tokens = d->tokens;
+    for (int i = 0; i < 4; i++) {
+        d->in.cols[i] = cols[i];
+        if (!(d->in.x[i] = malloc((size_t)(d->tokens * cols[i]) * sizeof(float))))
+            return cq_errorf(err, CQ_E_NOMEM, "out of memory recording %lld calibration tokens",
+                             (long long)d->tokens);
+    }
+    for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
+        if (!(d->s[g] = malloc((size_t)cols[group_hook[g]] * sizeof(float))))
+            return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    size_t hb = (size_t)(d->tokens * c->hidden) * sizeof(float);
+    if (!(d->hidden = malloc(hb)) || !(d->next = malloc(hb)))
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory for %lld hidden states",
+                         (long long)d->tokens);
+    return CQ_OK;
+}
+
+static void drv_release(drv *d)
+{
+    for (int i = 0; i < 4; i++)
+        free(d->in.x[i]);
+    for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
+        free(d->s[g]);
+    free(d->hidden);
+    free(d->next);
+    cq_layer_release(&d->w);
+    cq_llama_free(d->m);
+}
+
+static const int clipped_lins[] = {CQ_LIN_V, CQ_LIN_O, CQ_LIN_GATE, CQ_LIN_UP, CQ_LIN_DOWN};
+
+static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn fn, void *ctx,
+                     cq_error *err)
+{
+    cq_awq_layer_report rep;
+    memset(&rep, 0, sizeof rep);
+    rep.layer = l;
+    memset(d->in.filled, 0, sizeof d->in.filled);
+    int rc = cq_layer_load(&d->w, d->cfg, st, l, err);
+    if (rc == CQ_OK)
+        rc = cq_layer_forward(d->m, &d->w, d->hidden, d->next, d->n_seq, d->seqlen, rec_hook,
+                              &d->in, err);
+    for (int g = 0; g < CQ_AWQ_N_GROUPS && rc == CQ_OK; g++)
+        if (g != CQ_AWQ_G_O || vo_match(d->cfg))
+            rc = search_group(d, g, &rep, err);
+    if (rc == CQ_OK)
+        fold_all(d, &rep);
+    for (size_t i = 0; i < sizeof clipped_lins / sizeof *clipped_lins && rc == CQ_OK && d->o->clip;
+         i++)
+        rc = clip_linear(d, clipped_lins[i], &rep, err);
+    if (rc == CQ_OK)
+        rc = fn(ctx, l, &d->w, &rep, err);
+    float *t = d->hidden; /* the FP output feeds the next layer */
+    d->hidden = d->next;
+    d->next = t;
+    return rc;
+}
+
+int cq_awq_model_run(const cq_model_config *cfg, const cq_st_model *st, const int32_t *ids,
+                     int64_t n_seq, int64_t seqlen, const cq_qconfig *q, const cq_awq_opts *o,
+                     cq_awq_layer_fn fn, void *ctx, cq_error *err)
+{
+    drv d;
+    memset(&d, 0, sizeof d);
+    d.cfg = cfg;
+    d.q = q;
+    d.o = o;
+    d.n_seq = n_seq;
+    d.seqlen = seqlen;
+    if (n_seq < 1 || seqlen < 1 || cq_mul_i64(n_seq, seqlen, &d.tokens) != 0)
+        return cq_errorf(err, CQ_E_USAGE, "awq: no calibration tokens (%lld x %lld)",
+                         (long long)n_seq, (long long)seqlen);
+    int rc = cq_qconfig_check(q, err);
+    if (rc == CQ_OK)
+        rc = cq_llama_create(&d.m, cfg, seqlen, AWQ_CHUNK_TOKENS, err);
+    if (rc == CQ_OK)
+        rc = rec_alloc(&d, err);
+    if (rc == CQ_OK)
+        rc = cq_embed(cfg, st, ids, d.tokens, d.hidden, err);
+    for (int64_t l = 0; l < cfg->n_layers && rc == CQ_OK; l++)
+        rc = one_layer(&d, st, l, fn, ctx, err);
+    drv_release(&d);
+    return rc;
+}
