@@ -1,164 +1,48 @@
 /* cquant gptq MODEL CALIB: options and the calibration input. CALIB is sniffed:
  *   safetensors with input_ids          calibration windows (cquant calib.bin), used as given
  *   safetensors with cquant_stats       a statistics file (<linear>.hessian): no forward pass
- *   anything else                       text (.jsonl: one JSON object with "text" per line; .gz
- *                                       of either is inflated), tokenized once as a whole (BOS
- *                                       first) and cut into GPTQ random windows (notes §G.1)
+ *   anything else                       text (.txt, .jsonl, gzipped or not), turned into GPTQ
+ *                                       random windows exactly as `cquant calib` does
  * The work itself is gptq_produce.c inside the shared driver (quantize.c). */
 #include "cli.h"
 #include "gptq_cli.h"
 
-#include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/model.h"
 #include "cquant/sha256.h"
-#include "cquant/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
-static bool ends_with(const char *s, const char *suf)
+/* Text (.txt / .jsonl, gzipped or not): the `cquant calib` default protocol (GPTQ random
+ * windows of one token stream, no BOS, seed --seed), so a text CALIB and the calib.bin that
+ * `cquant calib` makes from it give the same bytes. */
+static int calib_from_text(gptq_args *a, const char *model_dir, cq_error *err)
 {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
-/* A safetensors file starts with an 8-byte little-endian header length, then '{'. */
-static bool looks_safetensors(const char *path)
-{
-    unsigned char b[9];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    size_t n = fread(b, 1, sizeof b, f);
-    fclose(f);
-    return n == 9 && b[8] == '{' && b[6] == 0 && b[7] == 0;
-}
-
-/* Whole file, inflated when gzip (zlib reads plain files unchanged). NUL-terminated. */
-static int read_all(const char *path, char **text, size_t *len, cq_error *err)
-{
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", path);
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap + 1);
-    int k = 0;
-    while (buf && (k = gzread(f, buf + n, (unsigned)(cap - n))) > 0) {
-        n += (size_t)k;
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb)
-                free(buf);
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    gzclose(f);
-    if (!buf)
-        return cq_errorf(err, CQ_E_NOMEM, "'%s': out of memory", path);
-    if (k < 0) {
-        free(buf);
-        return cq_errorf(err, CQ_E_FORMAT, "'%s': corrupt gzip data", path);
-    }
-    buf[n] = 0;
-    *text = buf;
-    *len = n;
-    return CQ_OK;
-}
-
-/* .jsonl: the "text" of every line, joined with "\n\n" (datasets' join in [IST] datautils). */
-static int jsonl_join(const char *path, char *src, size_t len, char **text, size_t *out_len,
-                      cq_error *err)
-{
-    char *dst = malloc(len + 1);
-    size_t n = 0, line_no = 0;
-    if (!dst)
-        return cq_errorf(err, CQ_E_NOMEM, "'%s': out of memory", path);
-    for (char *p = src, *end = src + len; p < end;) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        line_no++;
-        cJSON *o = NULL;
-        const char *t = NULL;
-        bool blank = strspn(p, " \t\r") >= ll;
-        if (!blank && (cq_json_parse(&o, p, ll, path, err) != CQ_OK ||
-                       cq_json_get_string(o, "text", &t, "jsonl line", err) != CQ_OK)) {
-            cJSON_Delete(o);
-            free(dst);
-            cq_error_prefix(err, "'%s' line %zu", path, line_no);
-            return err->code;
-        }
-        if (t) {
-            size_t tl = strlen(t); /* a JSON string is never longer than its line */
-            if (n > 0) {
-                memcpy(dst + n, "\n\n", 2);
-                n += 2;
-            }
-            memcpy(dst + n, t, tl);
-            n += tl;
-        }
-        cJSON_Delete(o);
-        p += ll + 1;
-    }
-    dst[n] = 0;
-    *text = dst;
-    *out_len = n;
-    return CQ_OK;
-}
-
-static int calib_from_text(gptq_args *a, const char *model_dir, int64_t vocab, cq_error *err)
-{
-    cq_tokenizer *tok = NULL;
-    char *raw = NULL, *text = NULL;
-    size_t len = 0, tlen = 0;
-    int32_t *ids = NULL;
-    int64_t n_ids = 0;
-    const char *p = a->calib_path;
-    bool jsonl = ends_with(p, ".jsonl") || ends_with(p, ".jsonl.gz");
-    a->calib_kind = jsonl ? "jsonl" : "text";
-    int rc = cq_tokenizer_load(&tok, model_dir, err);
-    if (rc == CQ_OK)
-        rc = read_all(p, &raw, &len, err);
-    if (rc == CQ_OK && jsonl)
-        rc = jsonl_join(p, raw, len, &text, &tlen, err);
-    else if (rc == CQ_OK) {
-        text = raw;
-        tlen = len;
-        raw = NULL;
-    }
-    if (rc == CQ_OK)
-        rc = cq_tokenizer_encode(tok, text, tlen, 1, &ids, &n_ids, err);
-    for (int64_t i = 0; rc == CQ_OK && i < n_ids; i++)
-        if (ids[i] < 0 || ids[i] >= vocab)
-            rc = cq_errorf(err, CQ_E_USAGE, "token id %d is outside the model's vocabulary",
-                           ids[i]);
-    if (rc == CQ_OK && n_ids <= a->seqlen)
-        rc = cq_errorf(err, CQ_E_USAGE, "%lld tokens: not enough for one window of %d",
-                       (long long)n_ids, a->seqlen);
-    if (rc == CQ_OK)
-        rc = cq_calib_random(ids, n_ids, a->samples, a->seqlen, (uint64_t)a->seed, &a->calib,
-                             err);
-    free(ids);
-    free(raw);
-    free(text);
-    cq_tokenizer_free(tok);
-    if (rc != CQ_OK)
-        cq_error_prefix(err, "calibration '%s'", p);
-    return rc;
+    const char *paths[1] = {a->calib_path};
+    cq_calib_text_opts o = cq_calib_text_defaults();
+    o.n = a->samples;
+    o.seqlen = a->seqlen;
+    o.seed = (uint64_t)a->seed;
+    size_t n = strlen(a->calib_path);
+    a->calib_kind = (n > 6 && !strcmp(a->calib_path + n - 6, ".jsonl")) ||
+                            (n > 9 && !strcmp(a->calib_path + n - 9, ".jsonl.gz"))
+                        ? "jsonl"
+                        : "text";
+    return cq_calib_from_text(model_dir, paths, 1, &o, &a->calib, err);
 }
 
 /* A calib.bin as given; --samples keeps the first N windows, --seqlen the first S tokens. */
-static int calib_from_ids(gptq_args *a, int64_t vocab, bool samples_set, bool seqlen_set,
-                          cq_error *err)
+static int calib_from_ids(gptq_args *a, const char *model_dir, int64_t vocab, bool samples_set,
+                          bool seqlen_set, cq_error *err)
 {
     a->calib_kind = "calib.bin";
     int rc = cq_calib_read(a->calib_path, vocab, &a->calib, err);
     if (rc != CQ_OK)
         return rc;
+    cq_calib_check_tokenizer(&a->calib, a->calib_path, model_dir);
     cq_calib *c = &a->calib;
     int64_t n = samples_set && a->samples < c->n ? a->samples : c->n;
     int64_t S = seqlen_set && a->seqlen < c->seqlen ? a->seqlen : c->seqlen;
@@ -185,8 +69,9 @@ static int load_calibration(gptq_args *a, bool samples_set, bool seqlen_set, cq_
 {
     cq_st_model *m = NULL;
     cq_model_config cfg;
+    bool ids = cq_calib_is_safetensors(a->calib_path);
     int rc = CQ_OK;
-    if (looks_safetensors(a->calib_path)) {
+    if (ids) {
         if ((rc = cq_st_open(&a->stats, a->calib_path, err)) != CQ_OK)
             return rc;
         if (cq_st_metadata(a->stats, "cquant_stats"))
@@ -202,12 +87,11 @@ static int load_calibration(gptq_args *a, bool samples_set, bool seqlen_set, cq_
         return rc;
     if ((rc = cq_config_load(cq_st_dir(m), &cfg, err)) == CQ_OK) {
         if (!seqlen_set)
-            a->seqlen = (int)(cfg.max_pos > 0 && cfg.max_pos < 2048 ? cfg.max_pos : 2048);
+            a->seqlen = 0; /* the protocol's default: context length capped at 2048 */
         if (!samples_set)
             a->samples = 128;
-        rc = looks_safetensors(a->calib_path)
-                 ? calib_from_ids(a, cfg.vocab, samples_set, seqlen_set, err)
-                 : calib_from_text(a, cq_st_dir(m), cfg.vocab, err);
+        rc = ids ? calib_from_ids(a, cq_st_dir(m), cfg.vocab, samples_set, seqlen_set, err)
+                 : calib_from_text(a, cq_st_dir(m), err);
     }
     cq_st_close(m);
     if (rc == CQ_OK)

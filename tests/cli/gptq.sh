@@ -65,7 +65,7 @@ same "$T/full" "$T/offl"
 # refusals: existing output, bad calibration file, missing CALIB
 expect 7 "$CQ_BIN" -q gptq "${ARGS[@]}" "$TINY" "$CAL" -o "$T/full"
 printf 'x' >"$T/short.txt"
-expect 2 "$CQ_BIN" -q gptq "${ARGS[@]}" "$TINY" "$T/short.txt" -o "$T/bad"
+expect 4 "$CQ_BIN" -q gptq "${ARGS[@]}" "$TINY" "$T/short.txt" -o "$T/bad"
 [ -e "$T/bad" ] && fail "output after a refused calibration" || ok
 expect 2 "$CQ_BIN" -q gptq "$TINY"
 finish
