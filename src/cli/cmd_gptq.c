@@ -191,9 +191,11 @@ static int print_plan(gptq_args *a, cq_cli *cli, cq_error *err)
         return CQ_OK;
     }
     const double M = 1024.0 * 1024.0;
-    printf("planned peak %.0f MiB: activations %.0f MiB%s, layer weights %.0f MiB, hessians "
-           "%.0f MiB, gptq work %.0f MiB, forward scratch %.0f MiB (%lld layers; independent "
-           "of the layer count)\n", (double)pl.total / M, (double)pl.activations / M,
+    double heap = (double)(pl.total - (a->offload_dir ? pl.activations : 0));
+    printf("planned peak %.0f MiB of heap%s: activations %.0f MiB%s, layer weights %.0f MiB, "
+           "hessians %.0f MiB, gptq work %.0f MiB, forward scratch %.0f MiB (%lld layers; "
+           "independent of the layer count)\n", heap / M,
+           a->offload_dir ? " + the mapped activations" : "", (double)pl.activations / M,
            a->offload_dir ? " (mapped file)" : "", (double)pl.layer_weights / M,
            (double)pl.hessians / M, (double)pl.gptq_work / M, (double)pl.forward / M,
            (long long)cfg.n_layers);
