@@ -202,15 +202,10 @@ int cq_pk_result_alloc(cq_qresult *r, int64_t rows, int64_t cols, int bits, int 
     return CQ_OK;
 }
 
+/* The result's owner is quant's release: one way to free a cq_qresult. */
 void cq_pk_result_free(cq_qresult *r)
 {
-    if (!r)
-        return;
-    free(r->q);
-    free(r->scale);
-    free(r->zero);
-    free(r->g_idx);
-    memset(r, 0, sizeof(*r));
+    cq_qresult_release(r);
 }
 
 int cq_pk_read_gidx(const cq_packed *t, int64_t cols, int64_t n_groups, int32_t *g_idx,
