@@ -69,9 +69,9 @@ static int64_t sink_index(const prod *p, const char *name)
     return -1;
 }
 
-static void lin_name(char *buf, size_t n, int64_t layer, int lin)
+static void lin_name(const prod *p, char *buf, size_t n, int64_t layer, int lin)
 {
-    snprintf(buf, n, "model.layers.%lld.%s.weight", (long long)layer, cq_linear_name(lin));
+    cq_layer_tensor_name(&p->cfg, layer, cq_arch_linear_name(&p->cfg, lin), ".weight", buf, n);
 }
 
 /* ---- report entries ---- */
@@ -453,7 +453,7 @@ static bool hk_wants(void *ctx, int64_t layer, int lin)
 {
     prod *p = ctx;
     char name[256];
-    lin_name(name, sizeof name, layer, lin);
+    lin_name(p, name, sizeof name, layer, lin);
     return cq_quant_sink_wants(p->sink, name);
 }
 
@@ -462,7 +462,7 @@ static int hk_linear(void *ctx, int64_t layer, int lin, const float *w, const cq
 {
     prod *p = ctx;
     char name[256];
-    lin_name(name, sizeof name, layer, lin);
+    lin_name(p, name, sizeof name, layer, lin);
     if (cq_interrupted()) {
         cq_quant_sink_keep_on_failure(p->sink); /* the last finished layer's state stays */
         return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted in layer %lld (state kept: add "
@@ -582,8 +582,8 @@ static int run_pipeline(prod *p, cq_error *err)
     if (rc == CQ_OK)
         rc = open_state(p, &first, err);
     if (rc == CQ_OK && first == 0)
-        rc = cq_embed(&p->cfg, p->st, a->calib.ids, a->calib.n * a->calib.seqlen, p->hidden,
-                      err);
+        rc = cq_embed_seqs(&p->cfg, p->st, a->calib.ids, a->calib.n, a->calib.seqlen, p->hidden,
+                           err);
     cq_gptq_hooks hk = {.ctx = p, .wants = hk_wants, .linear_done = hk_linear,
                         .layer_done = hk_layer};
     p->first_layer = first;

@@ -208,8 +208,13 @@ typedef struct drv {
     hacc acc;
 } drv;
 
-static const char *point_name(int p)
+static const char *point_name(const drv *d, int p)
 {
+    if (d->cfg->arch == CQ_ARCH_OPT) {
+        static const char *const opt[N_POINTS] = {"self_attn.q_proj/k_proj/v_proj",
+                                                  "self_attn.out_proj", "fc1", "fc2"};
+        return opt[p];
+    }
     static const char *const names[N_POINTS] = {
         "self_attn.q_proj/k_proj/v_proj", "self_attn.o_proj", "mlp.gate_proj/up_proj",
         "mlp.down_proj"};
@@ -218,6 +223,8 @@ static const char *point_name(int p)
 
 static bool wants(const drv *d, int64_t layer, int lin)
 {
+    if (!cq_linear_present(d->cfg, lin)) /* OPT has no gate */
+        return false;
     return !d->hk->wants || d->hk->wants(d->hk->ctx, layer, lin);
 }
 
@@ -245,7 +252,7 @@ static int layer_pass(drv *d, int64_t layer, bool in_place, cq_error *err)
         *err = (cq_error)CQ_ERROR_INIT; /* replace the forward's generic hook message */
         return cq_errorf(err, CQ_E_NUMERIC,
                          "layer %lld: non-finite calibration activations at the input of %s",
-                         (long long)layer, point_name(d->acc.bad_point));
+                         (long long)layer, point_name(d, d->acc.bad_point));
     }
     if (rc != CQ_OK)
         cq_error_prefix(err, "layer %lld", (long long)layer);
@@ -265,7 +272,7 @@ static int quantize_lin(drv *d, int64_t layer, int lin, const double *h, cq_erro
         memcpy(d->w.lin[lin], d->wq, (size_t)(rows * cols) * sizeof(float));
     cq_qresult_release(&qr);
     if (rc != CQ_OK)
-        cq_error_prefix(err, "layer %lld %s", (long long)layer, cq_linear_name(lin));
+        cq_error_prefix(err, "layer %lld %s", (long long)layer, cq_arch_linear_name(d->cfg, lin));
     return rc;
 }
 
@@ -420,6 +427,8 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
     memset(p, 0, sizeof *p);
     int64_t rows, cols, maxc = 0, sumh = 0, lw = 0, worst = 0;
     for (int l = 0; l < CQ_LIN_COUNT; l++) {
+        if (!cq_linear_present(c, l))
+            continue;
         cq_linear_shape(c, l, &rows, &cols);
         lw += rows * cols;
         maxc = cols > maxc ? cols : maxc;
