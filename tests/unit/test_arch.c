@@ -3,6 +3,7 @@
  * fp32 eager forward of 64 tokens: every layer's input (hidden.<i>) and the logits. */
 #include "cq_test.h"
 
+#include "cquant/awq.h"
 #include "cquant/model.h"
 #include "cquant/safetensors.h"
 #include "cquant/tokenizer.h"
@@ -251,3 +252,89 @@ CQ_TEST(unsupported_names_the_architecture)
     CQ_CHECK(strstr(err.msg, "FalconForCausalLM") && strstr(err.msg, "docs/stats.md") &&
              strstr(err.msg, "OPTForCausalLM") && !strchr(err.msg, '\n'));
 }
+
+/* ---- AWQ folding: without clipping, the scaled float layer reproduces the original ---- */
+
+typedef struct fold_check {
+    fixture *f;
+    cq_llama *m;
+    float *hidden, *ref, *got;
+    int64_t n_seq, seqlen, layers;
+    int searched[CQ_AWQ_N_GROUPS];
+    double worst;
+} fold_check;
+
+static int on_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
+                    const cq_awq_layer_report *rep, cq_error *err)
+{
+    fold_check *c = ctx;
+    const cq_model_config *cfg = &c->f->cfg;
+    cq_layer_weights orig = {0};
+    int64_t n = c->n_seq * c->seqlen * cfg->hidden;
+    int rc = cq_layer_load(&orig, cfg, c->f->st, layer, err);
+    if (rc == CQ_OK)
+        rc = cq_layer_forward(c->m, &orig, c->hidden, c->ref, c->n_seq, c->seqlen, NULL, NULL,
+                              err);
+    if (rc == CQ_OK)
+        rc = cq_layer_forward(c->m, w, c->hidden, c->got, c->n_seq, c->seqlen, NULL, NULL, err);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n && rc == CQ_OK; i++) {
+        num = fmax(num, fabs((double)c->got[i] - c->ref[i]));
+        den = fmax(den, fabs((double)c->ref[i]));
+    }
+    c->worst = fmax(c->worst, rc == CQ_OK ? num / den : INFINITY);
+    for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
+        c->searched[g] += rep->group[g].done;
+    c->layers++;
+    memcpy(c->hidden, c->ref, (size_t)n * sizeof(float)); /* FP propagation */
+    cq_layer_release(&orig);
+    return rc;
+}
+
+/* expect: how many layers search each group (q/k/v, o, gate/up or fc1, down or fc2). */
+static void check_fold(const char *name, const int expect[CQ_AWQ_N_GROUPS])
+{
+    fixture f;
+    if (open_fixture(&f, name) != CQ_OK)
+        return;
+    cq_error err = CQ_ERROR_INIT;
+    fold_check c = {.f = &f, .n_seq = 2, .seqlen = 32};
+    int64_t T = c.n_seq * c.seqlen, H = f.cfg.hidden;
+    c.hidden = malloc((size_t)(T * H) * sizeof(float));
+    c.ref = malloc((size_t)(T * H) * sizeof(float));
+    c.got = malloc((size_t)(T * H) * sizeof(float));
+    cq_qconfig q;
+    cq_qconfig_defaults(&q);
+    q.bits = 4;
+    q.group_size = 32;
+    q.sym = false;
+    q.threads = 1;
+    cq_awq_opts o;
+    cq_awq_opts_defaults(&o);
+    o.clip = false;
+    o.n_grid = 5;
+    int rc = cq_llama_create(&c.m, &f.cfg, c.seqlen, 0, &err);
+    if (rc == CQ_OK)
+        rc = cq_embed_seqs(&f.cfg, f.st, f.ids, c.n_seq, c.seqlen, c.hidden, &err);
+    if (rc == CQ_OK)
+        rc = cq_awq_model_run(&f.cfg, f.st, f.ids, c.n_seq, c.seqlen, &q, &o, on_layer, &c,
+                              &err);
+    CQ_CHECK_OK(rc, &err);
+    fprintf(stderr, "%s: awq fold: worst folded-vs-original rel %.3g; groups searched %d %d %d "
+            "%d\n", name, c.worst, c.searched[0], c.searched[1], c.searched[2], c.searched[3]);
+    CQ_CHECK_EQ_INT(c.layers, f.cfg.n_layers);
+    CQ_CHECK(c.worst <= 1e-4);
+    for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
+        CQ_CHECK_EQ_INT(c.searched[g], expect[g]);
+    cq_llama_free(c.m);
+    free(c.hidden), free(c.ref), free(c.got);
+    close_fixture(&f);
+}
+
+/* pre-LN OPT: all four groups; post-LN: only out_proj after v and fc2 after fc1. GQA (qwen2,
+ * mistral) and Qwen3's head_dim 64 x 4 heads != hidden leave v->o out. */
+CQ_TEST(awq_fold_opt) { check_fold("opt", (const int[]){2, 2, 2, 2}); }
+CQ_TEST(awq_fold_opt350) { check_fold("opt350", (const int[]){0, 2, 0, 2}); }
+CQ_TEST(awq_fold_qwen2) { check_fold("qwen2", (const int[]){2, 0, 2, 2}); }
+CQ_TEST(awq_fold_qwen3) { check_fold("qwen3", (const int[]){2, 0, 2, 2}); }
+CQ_TEST(awq_fold_mistral) { check_fold("mistral", (const int[]){2, 0, 2, 2}); }
