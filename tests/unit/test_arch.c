@@ -338,3 +338,58 @@ CQ_TEST(awq_fold_opt350) { check_fold("opt350", (const int[]){0, 2, 0, 2}); }
 CQ_TEST(awq_fold_qwen2) { check_fold("qwen2", (const int[]){2, 0, 2, 2}); }
 CQ_TEST(awq_fold_qwen3) { check_fold("qwen3", (const int[]){2, 0, 2, 2}); }
 CQ_TEST(awq_fold_mistral) { check_fold("mistral", (const int[]){2, 0, 2, 2}); }
+
+/* ---- config.json semantics of transformers' configuration classes ---- */
+
+static int parse(const char *arch, const char *extra, cq_model_config *c, cq_error *err)
+{
+    char json[1024];
+    snprintf(json, sizeof json, "{\"architectures\": [\"%s\"], \"hidden_size\": 64, "
+             "\"intermediate_size\": 128, \"ffn_dim\": 128, \"num_hidden_layers\": 2, "
+             "\"num_attention_heads\": 4, \"vocab_size\": 100, "
+             "\"max_position_embeddings\": 64%s}", arch, extra);
+    return cq_config_parse(json, "t/config.json", c, err);
+}
+
+CQ_TEST(config_defaults_per_architecture)
+{
+    cq_error err = CQ_ERROR_INIT;
+    cq_model_config c;
+    /* MistralConfig: window 4096 when absent, none when null */
+    CQ_CHECK_OK(parse("MistralForCausalLM", "", &c, &err), &err);
+    CQ_CHECK_EQ_INT(c.sliding_window, 4096);
+    CQ_CHECK_OK(parse("MistralForCausalLM", ", \"sliding_window\": null", &c, &err), &err);
+    CQ_CHECK_EQ_INT(c.sliding_window, 0);
+    /* Qwen2/Qwen3: only with use_sliding_window, on layers >= max_window_layers (default 28),
+     * or as layer_types says; a mix of windowed and full layers is refused */
+    const char *on = ", \"use_sliding_window\": true, \"sliding_window\": 8";
+    char extra[256];
+    CQ_CHECK_OK(parse("Qwen2ForCausalLM", on, &c, &err), &err);
+    CQ_CHECK_EQ_INT(c.sliding_window, 0);
+    snprintf(extra, sizeof extra, "%s, \"max_window_layers\": 0", on);
+    CQ_CHECK_OK(parse("Qwen3ForCausalLM", extra, &c, &err), &err);
+    CQ_CHECK_EQ_INT(c.sliding_window, 8);
+    snprintf(extra, sizeof extra, "%s, \"max_window_layers\": 1", on);
+    CQ_CHECK_EQ_INT(parse("Qwen2ForCausalLM", extra, &c, &err), CQ_E_UNSUPPORTED);
+    cq_error_clear(&err);
+    snprintf(extra, sizeof extra, "%s, \"layer_types\": [\"full_attention\", "
+             "\"full_attention\"]", on);
+    CQ_CHECK_OK(parse("Qwen2ForCausalLM", extra, &c, &err), &err);
+    CQ_CHECK_EQ_INT(c.sliding_window, 0);
+    /* Qwen3: head_dim defaults to 128; attention_bias to false */
+    CQ_CHECK_OK(parse("Qwen3ForCausalLM", "", &c, &err), &err);
+    CQ_CHECK(c.head_dim == 128 && !c.qkv_bias && !c.o_bias);
+    CQ_CHECK_OK(parse("Qwen2ForCausalLM", "", &c, &err), &err);
+    CQ_CHECK(c.head_dim == 16 && c.qkv_bias && !c.o_bias);
+    /* OPT: ffn_dim, pre-LN with a final norm, enable_bias, eps 1e-5, offset 2 */
+    CQ_CHECK_OK(parse("OPTForCausalLM", "", &c, &err), &err);
+    CQ_CHECK(c.intermediate == 128 && !c.post_ln && !c.no_final_norm && c.qkv_bias &&
+             c.o_bias && c.mlp_bias && c.rms_eps == 1e-5 && c.pos_offset == 2 &&
+             c.word_dim == 0 && c.n_kv_heads == 4);
+    CQ_CHECK_OK(parse("OPTForCausalLM", ", \"enable_bias\": false, \"_remove_final_layer_norm\": "
+                      "true, \"word_embed_proj_dim\": 32", &c, &err), &err);
+    CQ_CHECK(!c.qkv_bias && !c.mlp_bias && c.no_final_norm && c.word_dim == 32);
+    CQ_CHECK_EQ_INT(parse("OPTForCausalLM", ", \"activation_function\": \"gelu\"", &c, &err),
+                    CQ_E_UNSUPPORTED);
+    cq_error_clear(&err);
+}
