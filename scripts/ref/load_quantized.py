@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Load a cquant output (GPTQ v1/v2, AWQ GEMM or compressed-tensors pack-quantized) into a
-transformers Llama by decoding every packed Linear with the published layouts (notes §B, §C, §D),
+transformers causal LM of the checkpoint's architecture by decoding every packed Linear with the published layouts (notes §B, §C, §D),
 written here independently of cquant's C code, then measure WikiText perplexity with the HF model.
 
   load_quantized.py QDIR EVAL_IDS [--seqlens 1024] [--device cuda] [--save-f32 OUT.safetensors]
 
-EVAL_IDS: raw little-endian int32 ids (the WikiText text tokenized without BOS)."""
+EVAL_IDS: raw little-endian int32 ids (the WikiText text tokenized without BOS), or a calib.bin
+(`input_ids` [n, seqlen]) whose rows are then the windows when --seqlens is its row length."""
 import argparse
 import json
 import math
@@ -94,6 +95,45 @@ def load(qdir):
     return cfg, W, kind
 
 
+def build_model(cfg, W):
+    """Any transformers causal LM: the decoded float weights and the config without its
+    quantization_config go through from_pretrained, which maps checkpoint names onto the
+    model's own layout (fused experts in recent transformers, tied heads)."""
+    import tempfile
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+    torch.backends.cuda.matmul.allow_tf32 = False
+    with tempfile.TemporaryDirectory() as d:
+        save_file({k: v.contiguous() for k, v in W.items()}, os.path.join(d, "model.safetensors"),
+                  metadata={"format": "pt"})
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32,
+                                                         attn_implementation="eager")
+        except TypeError:
+            model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32,
+                                                         attn_implementation="eager")
+    n_w = sum(1 for k in W if k.endswith(".weight"))
+    n_p = sum(1 for _ in model.state_dict())
+    print(f"# {type(model).__name__}: {n_w} weights loaded, {n_p} model tensors", file=sys.stderr)
+    return model
+
+
+def read_ids(path):
+    """Raw little-endian int32 ids, or a calib.bin (safetensors with input_ids [n, seqlen])."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    n = int.from_bytes(head, "little")
+    if 0 < n < 1 << 24:
+        try:
+            from safetensors.torch import load_file
+            return load_file(path)["input_ids"].to(torch.int64).reshape(-1)
+        except Exception:
+            pass
+    return torch.from_numpy(np.fromfile(path, dtype="<i4").astype(np.int64))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("qdir")
@@ -106,16 +146,8 @@ def main():
     if args.save_f32:
         from safetensors.torch import save_file
         save_file({k: v.contiguous() for k, v in W.items()}, args.save_f32)
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.backends.cuda.matmul.allow_tf32 = False
-    model = LlamaForCausalLM(LlamaConfig(**cfg)).float()
-    missing, unexpected = model.load_state_dict(W, strict=False)
-    missing = [m for m in missing if m != "lm_head.weight"]
-    if missing or unexpected:
-        sys.exit(f"state dict mismatch: missing {missing[:5]} unexpected {unexpected[:5]}")
-    model.tie_weights()
-    model = model.to(args.device).eval()
-    ids = torch.from_numpy(np.fromfile(args.eval_ids, dtype="<i4").astype(np.int64))
+    model = build_model(cfg, W).to(args.device).eval()
+    ids = read_ids(args.eval_ids)
     res = {"dir": args.qdir, "format": kind}
     for s in [int(v) for v in args.seqlens.split(",")]:
         n = ids.numel() // s
