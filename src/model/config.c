@@ -3,6 +3,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/json.h"
+#include "model/moe.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -21,6 +22,10 @@ static const struct {
     {"LlamaForCausalLM", CQ_ARCH_LLAMA},   {"MistralForCausalLM", CQ_ARCH_MISTRAL},
     {"Qwen2ForCausalLM", CQ_ARCH_QWEN2},   {"llama", CQ_ARCH_LLAMA},
     {"mistral", CQ_ARCH_MISTRAL},          {"qwen2", CQ_ARCH_QWEN2},
+    /* mixture of experts (moe_config.c) */
+    {"MixtralForCausalLM", CQ_ARCH_MIXTRAL},     {"mixtral", CQ_ARCH_MIXTRAL},
+    {"Qwen2MoeForCausalLM", CQ_ARCH_QWEN2_MOE},  {"qwen2_moe", CQ_ARCH_QWEN2_MOE},
+    {"Qwen3MoeForCausalLM", CQ_ARCH_QWEN3_MOE},  {"qwen3_moe", CQ_ARCH_QWEN3_MOE},
 };
 
 /* Integer field: absent -> def (or an error when def < 0). */
@@ -163,7 +168,9 @@ static int parse_window(const cJSON *root, const char *path, cq_model_config *cf
     cfg->sliding_window = 0;
     if (cfg->arch == CQ_ARCH_LLAMA)
         return CQ_OK;
-    if (cfg->arch == CQ_ARCH_QWEN2 && !get_bool(root, "use_sliding_window", false))
+    bool qwen = cfg->arch == CQ_ARCH_QWEN2 || cfg->arch == CQ_ARCH_QWEN2_MOE ||
+                cfg->arch == CQ_ARCH_QWEN3_MOE;
+    if (qwen && !get_bool(root, "use_sliding_window", false))
         return CQ_OK;
     return get_int(root, "sliding_window", 0, &cfg->sliding_window, path, err);
 }
@@ -185,11 +192,14 @@ int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq
     if (rc == CQ_OK) rc = get_num(root, "rms_norm_eps", 1e-6, &cfg->rms_eps, path, err);
     if (rc == CQ_OK) rc = parse_rope(root, path, cfg, err);
     if (rc == CQ_OK) rc = parse_window(root, path, cfg, err);
+    if (rc == CQ_OK) rc = cq_moe_parse_config(root, path, cfg, err);
     if (rc == CQ_OK) {
         bool ab = get_bool(root, "attention_bias", false);
         cfg->qkv_bias = cfg->arch == CQ_ARCH_QWEN2 ? true : ab;
         cfg->o_bias = cfg->arch == CQ_ARCH_QWEN2 ? false : ab;
         cfg->mlp_bias = cfg->arch == CQ_ARCH_LLAMA && get_bool(root, "mlp_bias", false);
+        if (cfg->arch == CQ_ARCH_QWEN2_MOE) /* Qwen2MoeConfig.qkv_bias, default true */
+            cfg->qkv_bias = get_bool(root, "qkv_bias", true);
         /* transformers' PretrainedConfig default is true; cq_config_check verifies it. */
         cfg->tie_embeddings = get_bool(root, "tie_word_embeddings", true);
         if (!(cfg->rms_eps > 0))

@@ -5,6 +5,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "model/moe.h"
 #include "model/vecmath.h"
 
 #include <cblas.h>
@@ -27,6 +28,8 @@ struct cq_llama {
     float *gate, *up, *tmp;
     float *scores;               /* [ATTN_ROW_BLOCK x max_seqlen] */
     float *logits;               /* [logit_rows x vocab] */
+    cq_moe_scratch *moe;         /* MoE block scratch (configs with experts) */
+    const unsigned char *moe_all; /* cq_llama_moe_all_tokens */
 };
 
 static const char *const linear_names[CQ_LIN_COUNT] = {
@@ -41,6 +44,10 @@ const char *cq_linear_name(int which)
 
 void cq_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, int64_t *cols)
 {
+    if (which >= CQ_LIN_MOE_BASE) {
+        cq_moe_linear_shape(cfg, which, rows, cols);
+        return;
+    }
     int64_t qd = cfg->n_heads * cfg->head_dim, kd = cfg->n_kv_heads * cfg->head_dim;
     int64_t r[CQ_LIN_COUNT] = {qd, kd, kd, cfg->hidden, cfg->intermediate, cfg->intermediate,
                                cfg->hidden};
@@ -52,6 +59,9 @@ void cq_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, int64
 
 int cq_linear_hook_point(int which)
 {
+    if (which >= CQ_LIN_MOE_BASE)
+        return CQ_HOOK_EXPERT(cq_linear_expert(which),
+                              (which - CQ_LIN_MOE_BASE) % 3 == CQ_MOE_DOWN);
     static const int point[CQ_LIN_COUNT] = {CQ_HOOK_QKV_IN,    CQ_HOOK_QKV_IN,
                                             CQ_HOOK_QKV_IN,    CQ_HOOK_O_IN,
                                             CQ_HOOK_GATEUP_IN, CQ_HOOK_GATEUP_IN,
@@ -78,9 +88,11 @@ static float *alloc_f32(int64_t n)
 int cq_layer_alloc(cq_layer_weights *w, const cq_model_config *cfg, cq_error *err)
 {
     memset(w, 0, sizeof *w);
-    bool ok = true;
+    bool ok = cq_moe_alloc(&w->moe, cfg) == CQ_OK, dense = cq_moe_has_dense_mlp(cfg);
     for (int i = 0; i < CQ_LIN_COUNT; i++) {
         int64_t r, c, n;
+        if (i >= CQ_LIN_GATE && !dense)
+            continue; /* every layer is sparse (Mixtral) */
         cq_linear_shape(cfg, i, &r, &c);
         ok = ok && cq_mul_i64(r, c, &n) == 0 && (w->lin[i] = alloc_f32(n));
         if (has_bias(cfg, i))
@@ -104,6 +116,7 @@ void cq_layer_release(cq_layer_weights *w)
     }
     free(w->in_norm);
     free(w->post_norm);
+    cq_moe_release(&w->moe);
     memset(w, 0, sizeof *w);
 }
 
@@ -170,6 +183,7 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
          (m->tmp = alloc_f32(T * wide)) &&
          (m->scores = alloc_f32(ATTN_ROW_BLOCK * max_seqlen)) &&
          (m->logits = alloc_f32(m->logit_rows * cfg->vocab));
+    ok = ok && (cfg->n_experts <= 0 || (m->moe = cq_moe_scratch_new(cfg, T)));
     if (!ok) {
         cq_llama_free(m);
         return cq_errorf(err, CQ_E_NOMEM, "out of memory for forward scratch (%lld tokens per "
@@ -188,10 +202,16 @@ void cq_llama_free(cq_llama *m)
                      m->gate, m->up, m->tmp, m->scores, m->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
+    cq_moe_scratch_free(m->moe);
     free(m);
 }
 
 const cq_model_config *cq_llama_config(const cq_llama *m) { return &m->cfg; }
+
+void cq_llama_moe_all_tokens(cq_llama *m, const unsigned char *all_tokens)
+{
+    m->moe_all = all_tokens;
+}
 
 /* ---- kernels ---- */
 
@@ -314,6 +334,8 @@ static int mlp_chunk(cq_llama *m, const cq_layer_weights *w, const float *x, flo
                      int64_t T, cq_layer_hook hook, void *hctx, cq_error *err)
 {
     const cq_model_config *c = &m->cfg;
+    if (w->sparse)
+        return cq_moe_forward(m->moe, c, &w->moe, m->moe_all, x, out, T, hook, hctx, err);
     int64_t inter = c->intermediate, n = T * inter;
     cq_linear(x, T, c->hidden, w->lin[CQ_LIN_GATE], w->bias[CQ_LIN_GATE], inter, m->gate);
     cq_linear(x, T, c->hidden, w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], inter, m->up);

@@ -5,6 +5,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "model/moe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +34,15 @@ static int check_layer(const cq_model_config *cfg, const cq_st_model *st, int64_
     int rc = CQ_OK;
     for (int i = 0; i < CQ_LIN_COUNT && rc == CQ_OK; i++) {
         int64_t r, c;
+        if (!cq_layer_has_linear(cfg, l, i))
+            continue;
         cq_linear_shape(cfg, i, &r, &c);
         snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)l,
                  cq_linear_name(i));
         rc = expect(st, name, 2, r, c, err);
     }
+    if (rc == CQ_OK && cq_layer_is_moe(cfg, l))
+        rc = cq_moe_check(cfg, st, l, err);
     const char *norms[2] = {"input_layernorm", "post_attention_layernorm"};
     for (int i = 0; i < 2 && rc == CQ_OK; i++) {
         snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)l, norms[i]);
@@ -87,8 +92,11 @@ int cq_layer_load(cq_layer_weights *w, const cq_model_config *cfg, const cq_st_m
 {
     int rc = w->lin[0] ? CQ_OK : cq_layer_alloc(w, cfg, err);
     char name[256];
+    w->sparse = cq_layer_is_moe(cfg, layer);
     for (int i = 0; i < CQ_LIN_COUNT && rc == CQ_OK; i++) {
         int64_t r, c;
+        if (!cq_layer_has_linear(cfg, layer, i))
+            continue;
         cq_linear_shape(cfg, i, &r, &c);
         snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)layer,
                  cq_linear_name(i));
@@ -106,6 +114,8 @@ int cq_layer_load(cq_layer_weights *w, const cq_model_config *cfg, const cq_st_m
              (long long)layer);
     if (rc == CQ_OK)
         rc = read_tensor(st, name, 1, cfg->hidden, 0, w->post_norm, err);
+    if (rc == CQ_OK && w->sparse)
+        rc = cq_moe_load(&w->moe, cfg, st, layer, err);
     return rc;
 }
 
