@@ -58,8 +58,11 @@ int cq_moe_parse_config(const cJSON *root, const char *path, cq_model_config *cf
         return CQ_OK;
     bool mixtral = cfg->arch == CQ_ARCH_MIXTRAL;
     cfg->moe_names = mixtral ? CQ_MOE_NAMES_MIXTRAL : CQ_MOE_NAMES_QWEN;
-    int rc = field_int(root, mixtral ? "num_local_experts" : "num_experts", -1, 1, 4096,
-                       &cfg->n_experts, path, err);
+    /* Qwen names it num_experts; transformers 5 saves Qwen3-MoE's as num_local_experts */
+    const char *key = !mixtral && cJSON_GetObjectItemCaseSensitive(root, "num_experts")
+                          ? "num_experts"
+                          : "num_local_experts";
+    int rc = field_int(root, key, -1, 1, 4096, &cfg->n_experts, path, err);
     if (rc == CQ_OK)
         rc = field_int(root, "num_experts_per_tok", -1, 1, cfg->n_experts, &cfg->top_k, path,
                        err);
