@@ -133,6 +133,10 @@ bool cq_layer_has_linear(const cq_model_config *cfg, int64_t layer, int which);
 const char *cq_linear_module(const cq_model_config *cfg, int which, char *buf, size_t n);
 /* The weight buffer of Linear `which` in w (NULL when absent). */
 float *cq_layer_linear(const cq_layer_weights *w, int which);
+/* Read layer `layer`'s float router (and shared_expert_gate) into w->moe (allocated when
+ * needed), for loaders that fill the Linears themselves (quantized checkpoints). */
+int cq_moe_load_router(cq_layer_weights *w, const cq_model_config *cfg, const cq_st_model *st,
+                       int64_t layer, cq_error *err);
 /* MoE only: the expert slot of a MoE Linear index, or -1. */
 int cq_linear_expert(int which);
 /* Routing of one token (exposed for tests): softmax of the router logits in f32, the top_k

@@ -211,6 +211,23 @@ int cq_moe_load(cq_moe_weights *w, const cq_model_config *cfg, const cq_st_model
     return moe_tensors(w, cfg, st, layer, err);
 }
 
+int cq_moe_load_router(cq_layer_weights *w, const cq_model_config *cfg, const cq_st_model *st,
+                       int64_t layer, cq_error *err)
+{
+    char name[320];
+    if (!w->moe.lin && cq_moe_alloc(&w->moe, cfg) != CQ_OK)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory for layer %lld's experts",
+                         (long long)layer);
+    router_name(cfg, layer, name, sizeof name);
+    int rc = tensor2(st, name, cfg->n_experts, cfg->hidden, w->moe.router, err);
+    if (rc == CQ_OK && has_shared(cfg)) {
+        snprintf(name, sizeof name, "model.layers.%lld.mlp.shared_expert_gate.weight",
+                 (long long)layer);
+        rc = tensor2(st, name, 1, cfg->hidden, w->moe.shared_gate, err);
+    }
+    return rc;
+}
+
 /* ---- routing ---- */
 
 void cq_moe_route(const cq_model_config *cfg, const float *logits, float *probs, int32_t *idx,

@@ -113,17 +113,18 @@ static int dequant_linear(const cq_qsource *q, const char *prefix, int64_t rows,
 static int load_linear(const cq_qsource *q, int64_t layer, int which, cq_layer_weights *w,
                        cq_error *err)
 {
-    char prefix[256], name[320];
+    char prefix[256], name[320], mod[160];
     int64_t r, c;
+    float *dst = cq_layer_linear(w, which);
     cq_linear_shape(q->cfg, which, &r, &c);
     snprintf(prefix, sizeof prefix, "model.layers.%lld.%s", (long long)layer,
-             cq_linear_name(which));
+             cq_linear_module(q->cfg, which, mod, sizeof mod));
     snprintf(name, sizeof name, "%s.weight", prefix);
     /* packed first, as check_layers counts them (a stray float copy beside packed tensors is
      * not what a quantized-model loader would use) */
-    int rc = is_packed(q->st, prefix) ? dequant_linear(q, prefix, r, c, w->lin[which], err)
-                                      : read_f32(q->st, name, r, c, w->lin[which], err);
-    if (rc == CQ_OK && w->bias[which]) {
+    int rc = is_packed(q->st, prefix) ? dequant_linear(q, prefix, r, c, dst, err)
+                                      : read_f32(q->st, name, r, c, dst, err);
+    if (rc == CQ_OK && which < CQ_LIN_COUNT && w->bias[which]) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         rc = read_f32(q->st, name, r, 0, w->bias[which], err);
     }
@@ -134,8 +135,12 @@ int cq_qsource_layer(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *er
 {
     const cq_qsource *q = ctx;
     int rc = w->lin[0] ? CQ_OK : cq_layer_alloc(w, q->cfg, err);
-    for (int i = 0; i < CQ_LIN_COUNT && rc == CQ_OK; i++)
-        rc = load_linear(q, layer, i, w, err);
+    w->sparse = cq_layer_is_moe(q->cfg, layer);
+    for (int i = 0; i < cq_linear_end(q->cfg) && rc == CQ_OK; i++)
+        if (cq_layer_has_linear(q->cfg, layer, i))
+            rc = load_linear(q, layer, i, w, err);
+    if (rc == CQ_OK && w->sparse) /* the router stays float in every layout */
+        rc = cq_moe_load_router(w, q->cfg, q->st, layer, err);
     char name[256];
     snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)layer);
     if (rc == CQ_OK)
@@ -150,11 +155,13 @@ int cq_qsource_layer(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *er
 /* Up-front check that each Linear is there in one form (its values are checked at unpack). */
 static int check_layers(cq_qsource *q, cq_error *err)
 {
-    char prefix[256], name[320];
+    char prefix[256], name[320], mod[160];
     for (int64_t l = 0; l < q->cfg->n_layers; l++) {
-        for (int i = 0; i < CQ_LIN_COUNT; i++) {
+        for (int i = 0; i < cq_linear_end(q->cfg); i++) {
+            if (!cq_layer_has_linear(q->cfg, l, i))
+                continue;
             snprintf(prefix, sizeof prefix, "model.layers.%lld.%s", (long long)l,
-                     cq_linear_name(i));
+                     cq_linear_module(q->cfg, i, mod, sizeof mod));
             snprintf(name, sizeof name, "%s.weight", prefix);
             if (is_packed(q->st, prefix))
                 q->packed++;
