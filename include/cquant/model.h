@@ -1,4 +1,7 @@
-/* The native f32 Llama-family forward pass (Llama, Mistral, Qwen2), one decoder layer at a time.
+/* The native f32 decoder forward pass (Llama, Mistral, Qwen2, Qwen3, OPT), one decoder layer at
+ * a time. What differs between architectures (tensor names, norm kind, activation, positions)
+ * is one row of a description table (cq_arch_desc, src/model/arch.c); the layer keeps the
+ * Llama slot layout (q, k, v, o, gate, up, down) with absent slots NULL (OPT: no gate).
  *
  * Built for the layer-by-layer calibration drivers (GPTQ/AWQ) and for perplexity:
  *   cq_config_load      config.json -> cq_model_config; cq_config_check validates tensor shapes
@@ -23,8 +26,14 @@
 #include <stdint.h>
 
 typedef enum cq_arch {
-    CQ_ARCH_LLAMA, CQ_ARCH_MISTRAL, CQ_ARCH_QWEN2,
-    CQ_ARCH_MIXTRAL, CQ_ARCH_QWEN2_MOE, CQ_ARCH_QWEN3_MOE /* mixture of experts (moe.c) */
+    CQ_ARCH_LLAMA,
+    CQ_ARCH_MISTRAL,
+    CQ_ARCH_QWEN2,
+    CQ_ARCH_QWEN3,
+    CQ_ARCH_OPT,
+    CQ_ARCH_MIXTRAL,   /* mixture of experts (moe.c, docs/moe.md) */
+    CQ_ARCH_QWEN2_MOE,
+    CQ_ARCH_QWEN3_MOE,
 } cq_arch;
 /* How a MoE checkpoint names its experts (docs/moe.md). */
 typedef enum cq_moe_names {
@@ -33,10 +42,43 @@ typedef enum cq_moe_names {
                              mlp.shared_expert.*, mlp.shared_expert_gate */
 } cq_moe_names;
 typedef enum cq_rope_type { CQ_ROPE_DEFAULT, CQ_ROPE_LINEAR, CQ_ROPE_LLAMA3 } cq_rope_type;
+typedef enum cq_norm_kind { CQ_NORM_RMS, CQ_NORM_LAYER } cq_norm_kind;
+typedef enum cq_act_kind { CQ_ACT_SWIGLU, CQ_ACT_RELU } cq_act_kind;
+
+/* ---- one decoder layer's slots ---- */
+enum cq_linear {
+    CQ_LIN_Q, CQ_LIN_K, CQ_LIN_V, CQ_LIN_O, CQ_LIN_GATE, CQ_LIN_UP, CQ_LIN_DOWN, CQ_LIN_COUNT
+};
+/* The Linear groups that share one input, in forward order; the hook's `which`. For OPT,
+ * GATEUP_IN is fc1's input and DOWN_IN fc2's. */
+enum cq_hook_point { CQ_HOOK_QKV_IN, CQ_HOOK_O_IN, CQ_HOOK_GATEUP_IN, CQ_HOOK_DOWN_IN };
+
+/* How one architecture names and wires its tensors. Module names are relative to the layer
+ * ("<layers>.<i>.") or, for the model-level ones, full names without ".weight". */
+typedef struct cq_arch_desc {
+    const char *hf_name;             /* architectures[0], e.g. "OPTForCausalLM" */
+    const char *model_type;          /* config.json model_type, e.g. "opt" */
+    cq_arch arch;
+    const char *layers;              /* "model.layers" */
+    const char *lin[CQ_LIN_COUNT];   /* NULL: the architecture has no such Linear */
+    const char *in_norm, *post_norm; /* before attention / before the MLP (pre-LN order) */
+    const char *q_norm, *k_norm;     /* per-head RMSNorm on q and k before RoPE, or NULL */
+    const char *embed, *final_norm;
+    const char *pos_embed;           /* learned absolute positions, or NULL (RoPE) */
+    const char *project_in, *project_out; /* OPT word_embed_proj_dim != hidden_size */
+    cq_norm_kind norm;
+    cq_act_kind act;
+} cq_arch_desc;
+
+/* The description of an architectures[0] or model_type name, or NULL when unsupported. */
+const cq_arch_desc *cq_arch_lookup(const char *name);
+/* The names cq_arch_lookup knows, ", "-separated, for messages and docs. */
+const char *cq_arch_supported_list(void);
 
 typedef struct cq_model_config {
     char arch_name[64];        /* architectures[0] (or model_type when absent) */
     cq_arch arch;
+    const cq_arch_desc *desc;  /* static row of arch.c */
     int64_t hidden;            /* hidden_size */
     int64_t intermediate;      /* intermediate_size */
     int64_t n_layers;          /* num_hidden_layers */
@@ -45,7 +87,8 @@ typedef struct cq_model_config {
     int64_t head_dim;          /* head_dim (default hidden / n_heads) */
     int64_t vocab;             /* vocab_size */
     int64_t max_pos;           /* max_position_embeddings (0 when absent) */
-    double rms_eps;            /* rms_norm_eps (default 1e-6 as HF LlamaConfig) */
+    double rms_eps;            /* rms_norm_eps (default 1e-6 as HF LlamaConfig); the LayerNorm
+                                  eps for OPT (1e-5, torch's default) */
     double rope_theta;         /* rope_theta, top level or rope_parameters (default 10000) */
     cq_rope_type rope_type;
     double rope_factor;        /* linear / llama3 */
@@ -57,6 +100,13 @@ typedef struct cq_model_config {
     bool mlp_bias;             /* mlp_bias (Llama) */
     int64_t sliding_window;    /* Mistral / Qwen2 use_sliding_window: keys within this many
                                   positions; 0 = full causal attention */
+    /* OPT; zero for the Llama family (so a zeroed config with dims set is a Llama) */
+    bool post_ln;              /* !do_layer_norm_before: norms after the residual adds
+                                  (opt-350m) */
+    bool no_final_norm;        /* no final norm (OPT post-LN) */
+    bool norm_bias;            /* LayerNorm with bias (layer_norm_elementwise_affine) */
+    int64_t word_dim;          /* word_embed_proj_dim when != hidden (project_in/out), else 0 */
+    int64_t pos_offset;        /* learned positions start at this row (OPT: 2) */
     /* mixture of experts (docs/moe.md); n_experts == 0 for dense models */
     int64_t n_experts;         /* num_local_experts (Mixtral) / num_experts (Qwen) */
     int64_t top_k;             /* num_experts_per_tok */
@@ -84,12 +134,6 @@ void cq_rope_inv_freq(const cq_model_config *cfg, float *inv_freq);
 typedef struct cq_llama cq_llama;
 
 /* ---- one decoder layer ---- */
-enum cq_linear {
-    CQ_LIN_Q, CQ_LIN_K, CQ_LIN_V, CQ_LIN_O, CQ_LIN_GATE, CQ_LIN_UP, CQ_LIN_DOWN, CQ_LIN_COUNT
-};
-/* The Linear groups that share one input, in forward order; the hook's `which`. */
-enum cq_hook_point { CQ_HOOK_QKV_IN, CQ_HOOK_O_IN, CQ_HOOK_GATEUP_IN, CQ_HOOK_DOWN_IN };
-
 /* MoE Linears extend the `which` numbering: which = CQ_LIN_MOE_BASE + 3·slot + part, where
  * slot < n_experts is a routed expert and slot == n_experts the shared expert (Qwen2-MoE), and
  * part is CQ_MOE_GATE (w1 / gate_proj), CQ_MOE_UP (w3 / up_proj) or CQ_MOE_DOWN (w2 /
@@ -112,10 +156,14 @@ typedef struct cq_moe_weights {
 } cq_moe_weights;
 
 typedef struct cq_layer_weights {
-    float *lin[CQ_LIN_COUNT];   /* W[out x in], owned; gate/up/down NULL when no layer is dense */
+    float *lin[CQ_LIN_COUNT];   /* W[out x in], owned; NULL when the architecture lacks it (or
+                                   gate/up/down when every layer is sparse) */
     float *bias[CQ_LIN_COUNT];  /* [out] or NULL when the config has no such bias */
     float *in_norm;             /* input_layernorm [hidden] */
     float *post_norm;           /* post_attention_layernorm [hidden] */
+    float *in_norm_bias;        /* LayerNorm biases [hidden], or NULL (RMSNorm) */
+    float *post_norm_bias;
+    float *q_norm, *k_norm;     /* [head_dim] (Qwen3), or NULL */
     bool sparse;                /* the MLP is the MoE block `moe` (set by the loaders) */
     cq_moe_weights moe;         /* allocated when the config has experts */
 } cq_layer_weights;
@@ -133,10 +181,6 @@ bool cq_layer_has_linear(const cq_model_config *cfg, int64_t layer, int which);
 const char *cq_linear_module(const cq_model_config *cfg, int which, char *buf, size_t n);
 /* The weight buffer of Linear `which` in w (NULL when absent). */
 float *cq_layer_linear(const cq_layer_weights *w, int which);
-/* Read layer `layer`'s float router (and shared_expert_gate) into w->moe (allocated when
- * needed), for loaders that fill the Linears themselves (quantized checkpoints). */
-int cq_moe_load_router(cq_layer_weights *w, const cq_model_config *cfg, const cq_st_model *st,
-                       int64_t layer, cq_error *err);
 /* MoE only: the expert slot of a MoE Linear index, or -1. */
 int cq_linear_expert(int which);
 /* Routing of one token (exposed for tests): softmax of the router logits in f32, the top_k
@@ -150,12 +194,38 @@ void cq_moe_route(const cq_model_config *cfg, const float *logits, float *probs,
  * NULL clears it. The array is borrowed until cleared. */
 void cq_llama_moe_all_tokens(cq_llama *m, const unsigned char *all_tokens);
 
-/* "self_attn.q_proj", ..., "mlp.down_proj". */
+/* Llama's names: "self_attn.q_proj", ..., "mlp.down_proj" (for messages without a config). */
 const char *cq_linear_name(int which);
+/* The architecture's module name of a Linear ("fc1" for OPT's up slot), or NULL when absent. */
+const char *cq_arch_linear_name(const cq_model_config *cfg, int which);
+/* Does the architecture have this Linear, and a bias on it? */
+bool cq_linear_present(const cq_model_config *cfg, int which);
+bool cq_linear_has_bias(const cq_model_config *cfg, int which);
+/* Width of the embeddings and lm_head: word_dim, or hidden when 0. */
+int64_t cq_word_dim(const cq_model_config *cfg);
 /* Shape of a Linear (any `which`, MoE ones too): rows = out features, cols = in features. */
 void cq_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, int64_t *cols);
 /* The hook point whose input feeds this Linear (CQ_HOOK_EXPERT(slot, part) for experts). */
 int cq_linear_hook_point(int which);
+/* "<layers>.<layer>.<module><suffix>" into buf, e.g. ("model.decoder.layers.3.fc1", ".weight");
+ * suffix may be "" . */
+void cq_layer_tensor_name(const cq_model_config *cfg, int64_t layer, const char *module,
+                          const char *suffix, char *buf, size_t n);
+
+/* One float tensor of a decoder layer as cq_layer_weights holds it. */
+typedef struct cq_layer_tensor {
+    const char *name;   /* full checkpoint name (valid during the callback) */
+    float *data;        /* the buffer in the cq_layer_weights */
+    int ndim;
+    int64_t shape[2];
+    int lin;            /* CQ_LIN_* for a Linear's weight, else -1 */
+} cq_layer_tensor;
+typedef int (*cq_layer_tensor_fn)(void *ctx, const cq_layer_tensor *t, cq_error *err);
+/* Call fn for every tensor the layer holds under cfg (Linear weights in slot order, each
+ * followed by its bias, then the norms), stopping at the first non-CQ_OK return. w may be a
+ * zeroed struct (data NULL) to enumerate names and shapes only. */
+int cq_layer_foreach(const cq_model_config *cfg, cq_layer_weights *w, int64_t layer,
+                     cq_layer_tensor_fn fn, void *ctx, cq_error *err);
 
 /* Allocate every buffer of a layer (zeroed). A zeroed struct is safe to release. */
 int cq_layer_alloc(cq_layer_weights *w, const cq_model_config *cfg, cq_error *err);
@@ -166,8 +236,10 @@ void cq_layer_release(cq_layer_weights *w);
 
 /* Final norm and output projection. lm_head is embed_tokens when tied. */
 typedef struct cq_head_weights {
-    float *norm;      /* model.norm.weight [hidden] */
-    float *lm_head;   /* [vocab x hidden] */
+    float *norm;      /* model.norm.weight [hidden], NULL without a final norm (OPT post-LN) */
+    float *lm_head;   /* [vocab x cq_word_dim] */
+    float *norm_bias; /* LayerNorm bias [hidden] or NULL */
+    float *proj_out;  /* OPT project_out [word_dim x hidden] or NULL */
 } cq_head_weights;
 int cq_head_load(cq_head_weights *h, const cq_model_config *cfg, const cq_st_model *st,
                  cq_error *err);
@@ -192,9 +264,14 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
 void cq_llama_free(cq_llama *m);
 const cq_model_config *cq_llama_config(const cq_llama *m);
 
-/* hidden[n_tokens x hidden] = embed_tokens[ids]; ids out of [0, vocab) -> CQ_E_USAGE. */
+/* hidden[n_tokens x hidden] = embed_tokens[ids] as ONE sequence (positions 0..n_tokens-1 where
+ * the architecture has learned positions); ids out of [0, vocab) -> CQ_E_USAGE. */
 int cq_embed(const cq_model_config *cfg, const cq_st_model *st, const int32_t *ids,
              int64_t n_tokens, float *hidden, cq_error *err);
+/* The same for n_seq sequences of seqlen tokens, each starting at position 0 (OPT adds its
+ * learned positions and project_in here). */
+int cq_embed_seqs(const cq_model_config *cfg, const cq_st_model *st, const int32_t *ids,
+                  int64_t n_seq, int64_t seqlen, float *hidden, cq_error *err);
 
 /* One decoder layer over n_seq sequences of seqlen tokens: out = in + attn(norm(in)), then
  * out += mlp(norm(out)). in/out are [n_seq·seqlen x hidden]; out may equal in. */
@@ -212,6 +289,9 @@ int cq_mlp_forward(cq_llama *m, const cq_layer_weights *w, const float *x, float
 
 /* y[n x hidden] = RMSNorm(x) · w, in f32 as HF (x · rsqrt(mean(x²) + eps) · w). */
 void cq_rmsnorm(const float *x, const float *w, float *y, int64_t n, int64_t hidden, double eps);
+/* y[n x hidden] = LayerNorm(x) · w + b (b may be NULL), as torch in f32 (biased variance). */
+void cq_layernorm(const float *x, const float *w, const float *b, float *y, int64_t n,
+                  int64_t hidden, double eps);
 /* y[n x rows] = x[n x cols] · Wᵀ (+ bias). */
 void cq_linear(const float *x, int64_t n, int64_t cols, const float *W, const float *bias,
                int64_t rows, float *y);

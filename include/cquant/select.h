@@ -1,6 +1,7 @@
 /* Which tensors of a checkpoint are quantized: the Linear weights inside the decoder layers.
- * Architecture rules come from config.json (Llama family: q/k/v/o_proj and gate/up/down_proj,
- * notes §B.7); other architectures use a generic rule (2-D float "*.weight" under "layers.N.",
+ * Architecture rules come from config.json through the native forward's architecture table
+ * (cq_arch_lookup: Llama family q/k/v/o_proj and gate/up/down_proj, notes §B.7; OPT
+ * q/k/v/out_proj, fc1, fc2); other architectures use a generic rule (2-D float "*.weight" under "layers.N.",
  * not a norm or embedding). --include globs replace the default set, --exclude globs remove from
  * it. Embeddings, norms and lm_head are never selected. Knows names and shapes, not data. */
 #ifndef CQUANT_SELECT_H
@@ -8,6 +9,7 @@
 
 #include "cquant/dtype.h"
 #include "cquant/error.h"
+#include "cquant/model.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -16,6 +18,7 @@
 typedef struct cq_select {
     char arch[64];                /* "LlamaForCausalLM", or "" when config.json gives none */
     bool llama_rules;             /* the architecture's explicit module list applies */
+    const cq_arch_desc *desc;     /* that list (cq_arch_lookup), NULL for the generic rule */
     const char *const *include;   /* borrowed fnmatch globs; n_include == 0: default set */
     int n_include;
     const char *const *exclude;   /* borrowed */
@@ -35,7 +38,7 @@ bool cq_select_tensor(const cq_select *s, const char *name, cq_dtype dtype, int 
  * Routers are never quantized; writers list them as float modules for loaders. */
 bool cq_select_is_router(const char *name);
 
-/* The architecture's name for a rule set: "llama" or "generic". */
+/* The rule set: "llama" (any architecture of cq_arch_lookup) or "generic". */
 const char *cq_select_rule_name(const cq_select *s);
 
 #endif

@@ -74,7 +74,7 @@ typedef struct layer_ctx {
     const cq_model_config *cfg;
 } layer_ctx;
 
-static cJSON *layer_json(const cq_awq_layer_report *rep)
+static cJSON *layer_json(const cq_awq_layer_report *rep, const cq_model_config *cfg)
 {
     cJSON *o = cJSON_CreateObject(), *groups = cJSON_AddArrayToObject(o, "groups");
     cJSON *clip = cJSON_AddObjectToObject(o, "clip_mean_shrink");
@@ -89,13 +89,16 @@ static cJSON *layer_json(const cq_awq_layer_report *rep)
             cJSON_AddNumberToObject(e, "loss_after", rep->group[g].loss_after);
             cJSON_AddNumberToObject(e, "seconds", rep->group[g].seconds);
         } else {
-            cJSON_AddStringToObject(e, "reason", "v_proj and o_proj shapes differ (GQA)");
+            bool vo = g == CQ_AWQ_G_O;
+            cJSON_AddStringToObject(e, "reason", vo ? "v_proj and o_proj shapes differ (GQA)"
+                                                   : "post-LN: the input norm also feeds the "
+                                                     "residual stream");
         }
         cJSON_AddItemToArray(groups, e);
     }
     for (int l = 0; l < CQ_LIN_COUNT; l++)
         if (rep->lin[l].clipped)
-            cJSON_AddNumberToObject(clip, cq_linear_name(l), rep->lin[l].mean_shrink);
+            cJSON_AddNumberToObject(clip, cq_arch_linear_name(cfg, l), rep->lin[l].mean_shrink);
     return o;
 }
 
@@ -103,8 +106,8 @@ static void log_layer(const cq_awq_layer_report *rep)
 {
     for (int g = 0; g < CQ_AWQ_N_GROUPS; g++) {
         if (!rep->group[g].done) {
-            cq_info("layer %lld %-16s skipped (v/o shapes differ)", (long long)rep->layer,
-                    cq_awq_group_name(g));
+            cq_info("layer %lld %-16s skipped (no foldable input: v/o shapes differ or post-LN)",
+                    (long long)rep->layer, cq_awq_group_name(g));
             continue;
         }
         cq_info("layer %lld %-16s ratio %.2f loss %.4g -> %.4g (%.2fs)", (long long)rep->layer,
@@ -117,29 +120,22 @@ static void log_layer(const cq_awq_layer_report *rep)
                     cq_linear_name(l), rep->lin[l].mean_shrink);
 }
 
+static int keep_tensor(void *ctx, const cq_layer_tensor *t, cq_error *err)
+{
+    int64_t n = t->ndim == 2 ? t->shape[0] * t->shape[1] : t->shape[0];
+    return store_put(ctx, t->name, t->data, n, err);
+}
+
+/* Every float tensor of the layer: the scaled Linears, and the norms and biases the scales were
+ * folded into (v's and fc1's bias, LayerNorm biases). */
 static int keep_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
                       const cq_awq_layer_report *rep, cq_error *err)
 {
     layer_ctx *c = ctx;
-    char name[256];
-    int rc = CQ_OK;
-    for (int l = 0; l < CQ_LIN_COUNT && rc == CQ_OK; l++) {
-        int64_t rows, cols;
-        cq_linear_shape(c->cfg, l, &rows, &cols);
-        snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)layer,
-                 cq_linear_name(l));
-        rc = store_put(c->store, name, w->lin[l], rows * cols, err);
-    }
-    snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)layer);
-    if (rc == CQ_OK)
-        rc = store_put(c->store, name, w->in_norm, c->cfg->hidden, err);
-    snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight",
-             (long long)layer);
-    if (rc == CQ_OK)
-        rc = store_put(c->store, name, w->post_norm, c->cfg->hidden, err);
+    int rc = cq_layer_foreach(c->cfg, (cq_layer_weights *)w, layer, keep_tensor, c->store, err);
     log_layer(rep);
     if (rc == CQ_OK)
-        cJSON_AddItemToArray(c->store->layers, layer_json(rep));
+        cJSON_AddItemToArray(c->store->layers, layer_json(rep, c->cfg));
     return rc;
 }
 

@@ -74,8 +74,8 @@ static int64_t sink_index(const prod *p, const char *name)
 static void lin_name(const prod *p, char *buf, size_t n, int64_t layer, int lin)
 {
     char mod[160];
-    snprintf(buf, n, "model.layers.%lld.%s.weight", (long long)layer,
-             cq_linear_module(&p->cfg, lin, mod, sizeof mod));
+    cq_layer_tensor_name(&p->cfg, layer, cq_linear_module(&p->cfg, lin, mod, sizeof mod),
+                         ".weight", buf, n);
 }
 
 /* ---- report entries ---- */
@@ -663,8 +663,8 @@ static int run_pipeline(prod *p, cq_error *err)
     if (rc == CQ_OK)
         rc = open_state(p, &first, err);
     if (rc == CQ_OK && first == 0)
-        rc = cq_embed(&p->cfg, p->st, a->calib.ids, a->calib.n * a->calib.seqlen, p->hidden,
-                      err);
+        rc = cq_embed_seqs(&p->cfg, p->st, a->calib.ids, a->calib.n, a->calib.seqlen, p->hidden,
+                           err);
     cq_gptq_hooks hk = {.ctx = p, .wants = hk_wants, .linear_done = hk_linear,
                         .layer_done = hk_layer};
     p->first_layer = first;

@@ -188,21 +188,35 @@ static int load_config(run_state *s, cq_error *err)
     return CQ_OK;
 }
 
-/* A Llama-family Linear must agree with config.json's widths: in features hidden_size
- * (intermediate_size for down_proj), out features hidden_size for o_proj and down_proj.
- * A checkpoint that disagrees with its config would quantize fine and never load. */
-static int check_llama_shape(const run_state *s, const cq_st_tensor *t, cq_error *err)
+/* Does the tensor name end with ".<module>.weight"? */
+static bool is_module(const char *name, const char *module)
+{
+    size_t n = strlen(name), m = module ? strlen(module) : 0;
+    return m && n > m + 8 && name[n - m - 8] == '.' && !strncmp(name + n - m - 7, module, m) &&
+           !strcmp(name + n - 7, ".weight");
+}
+
+/* A Linear of a known architecture must agree with config.json's widths: in features
+ * hidden_size for the Linears reading the residual stream (intermediate_size, OPT's ffn_dim,
+ * for down_proj / fc2), out features hidden_size for o_proj and down_proj (o_proj's in features
+ * are heads x head_dim, which Qwen3 sets apart from hidden_size). A checkpoint that disagrees
+ * with its config would quantize fine and never load. */
+static int check_llama_shape(const run_state *s, const cq_select *sel, const cq_st_tensor *t,
+                             cq_error *err)
 {
     const char *what = "config.json";
-    int64_t hidden, inter, want_in, want_out = -1;
-    int down = strstr(t->name, ".mlp.down_proj.") != NULL;
+    const cq_arch_desc *d = sel->desc;
+    int64_t hidden, inter, want_in = -1, want_out = -1;
+    bool down = is_module(t->name, d->lin[CQ_LIN_DOWN]), o = is_module(t->name, d->lin[CQ_LIN_O]);
     int rc = cq_json_get_int(s->config, "hidden_size", 1, INT64_MAX, &hidden, what, err);
     if (rc == CQ_OK && down)
-        rc = cq_json_get_int(s->config, "intermediate_size", 1, INT64_MAX, &inter, what, err);
+        rc = cq_json_get_int(s->config, d->arch == CQ_ARCH_OPT ? "ffn_dim" : "intermediate_size",
+                             1, INT64_MAX, &inter, what, err);
     if (rc != CQ_OK)
         return rc;
-    want_in = down ? inter : hidden;
-    if (down || strstr(t->name, ".self_attn.o_proj."))
+    if (!o)
+        want_in = down ? inter : hidden;
+    if (down || o)
         want_out = hidden;
     /* MoE experts: hidden in (w1/w3, gate/up) or out (w2, down); their width is the model
      * check's (cq_config_check) */
@@ -211,7 +225,7 @@ static int check_llama_shape(const run_state *s, const cq_st_tensor *t, cq_error
         want_in = edown ? t->shape[1] : hidden;
         want_out = edown ? hidden : -1;
     }
-    if (t->shape[1] != want_in || (want_out >= 0 && t->shape[0] != want_out))
+    if ((want_in >= 0 && t->shape[1] != want_in) || (want_out >= 0 && t->shape[0] != want_out))
         return cq_errorf(err, CQ_E_SHAPE,
                          "tensor '%s' in '%s': shape [%lld, %lld] disagrees with config.json "
                          "(hidden_size %lld)", t->name, t->file, (long long)t->shape[0],
@@ -238,7 +252,7 @@ static int make_plan(run_state *s, cq_error *err)
         it->action = ACT_COPY;
         if (!cq_select_tensor(&sel, it->t->name, it->t->dtype, it->t->ndim))
             continue;
-        if (sel.llama_rules && (rc = check_llama_shape(s, it->t, err)) != CQ_OK)
+        if (sel.desc && (rc = check_llama_shape(s, &sel, it->t, err)) != CQ_OK)
             return rc;
         cq_error why = CQ_ERROR_INIT;
         if (job->layout->check(&job->q, it->t->shape[0], it->t->shape[1], &why) == CQ_OK) {

@@ -15,19 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const struct {
-    const char *name;
-    cq_arch arch;
-} known_archs[] = {
-    {"LlamaForCausalLM", CQ_ARCH_LLAMA},   {"MistralForCausalLM", CQ_ARCH_MISTRAL},
-    {"Qwen2ForCausalLM", CQ_ARCH_QWEN2},   {"llama", CQ_ARCH_LLAMA},
-    {"mistral", CQ_ARCH_MISTRAL},          {"qwen2", CQ_ARCH_QWEN2},
-    /* mixture of experts (moe_config.c) */
-    {"MixtralForCausalLM", CQ_ARCH_MIXTRAL},     {"mixtral", CQ_ARCH_MIXTRAL},
-    {"Qwen2MoeForCausalLM", CQ_ARCH_QWEN2_MOE},  {"qwen2_moe", CQ_ARCH_QWEN2_MOE},
-    {"Qwen3MoeForCausalLM", CQ_ARCH_QWEN3_MOE},  {"qwen3_moe", CQ_ARCH_QWEN3_MOE},
-};
-
 /* Integer field: absent -> def (or an error when def < 0). */
 static int get_int(const cJSON *o, const char *key, int64_t def, int64_t *out, const char *path,
                    cq_error *err)
@@ -77,16 +64,15 @@ static int parse_arch(const cJSON *root, const char *path, cq_model_config *cfg,
     if (!name)
         return cq_errorf(err, CQ_E_FORMAT, "%s: no \"architectures\" or \"model_type\"", path);
     snprintf(cfg->arch_name, sizeof cfg->arch_name, "%s", name);
-    for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++) {
-        if (strcmp(name, known_archs[i].name) == 0) {
-            cfg->arch = known_archs[i].arch;
-            return CQ_OK;
-        }
+    cfg->desc = cq_arch_lookup(name);
+    if (cfg->desc) {
+        cfg->arch = cfg->desc->arch;
+        return CQ_OK;
     }
     return cq_errorf(err, CQ_E_UNSUPPORTED,
-                     "%s: architecture %s is not supported by the native forward pass; "
-                     "use a statistics file: see docs/stats.md",
-                     path, name);
+                     "%s: architecture %s is not supported by the native forward pass "
+                     "(supported: %s); use a statistics file: see docs/stats.md",
+                     path, name, cq_arch_supported_list());
 }
 
 /* rope_scaling (older configs) or rope_parameters (transformers >= 5). */
@@ -135,8 +121,11 @@ static int parse_rope(const cJSON *root, const char *path, cq_model_config *cfg,
 
 static int parse_dims(const cJSON *root, const char *path, cq_model_config *cfg, cq_error *err)
 {
+    bool opt = cfg->arch == CQ_ARCH_OPT;
     int rc = get_int(root, "hidden_size", -1, &cfg->hidden, path, err);
-    if (rc == CQ_OK) rc = get_int(root, "intermediate_size", -1, &cfg->intermediate, path, err);
+    if (rc == CQ_OK)
+        rc = get_int(root, opt ? "ffn_dim" : "intermediate_size", -1, &cfg->intermediate, path,
+                     err);
     if (rc == CQ_OK) rc = get_int(root, "num_hidden_layers", -1, &cfg->n_layers, path, err);
     if (rc == CQ_OK) rc = get_int(root, "num_attention_heads", -1, &cfg->n_heads, path, err);
     if (rc == CQ_OK) rc = get_int(root, "vocab_size", -1, &cfg->vocab, path, err);
@@ -148,8 +137,17 @@ static int parse_dims(const cJSON *root, const char *path, cq_model_config *cfg,
         cfg->n_heads > 4096 || cfg->vocab > (1 << 24) || cfg->n_layers > 4096)
         return cq_errorf(err, CQ_E_FORMAT, "%s: model dimensions out of range", path);
     rc = get_int(root, "num_key_value_heads", cfg->n_heads, &cfg->n_kv_heads, path, err);
-    if (rc == CQ_OK)
-        rc = get_int(root, "head_dim", cfg->hidden / cfg->n_heads, &cfg->head_dim, path, err);
+    /* Qwen3Config's head_dim defaults to 128, not hidden / heads; OPT has no such key. */
+    int64_t hd = cfg->arch == CQ_ARCH_QWEN3 ? 128 : cfg->hidden / cfg->n_heads;
+    if (rc == CQ_OK && !opt)
+        rc = get_int(root, "head_dim", hd, &cfg->head_dim, path, err);
+    if (opt) {
+        cfg->n_kv_heads = cfg->n_heads;
+        cfg->head_dim = hd;
+        if (cfg->head_dim * cfg->n_heads != cfg->hidden)
+            return cq_errorf(err, CQ_E_FORMAT, "%s: hidden_size %lld is not a multiple of "
+                             "num_attention_heads", path, (long long)cfg->hidden);
+    }
     if (rc != CQ_OK)
         return rc;
     if (cfg->n_kv_heads <= 0 || cfg->n_heads % cfg->n_kv_heads != 0)
@@ -162,17 +160,52 @@ static int parse_dims(const cJSON *root, const char *path, cq_model_config *cfg,
     return CQ_OK;
 }
 
-/* Mistral always slides when sliding_window is set; Qwen2 only with use_sliding_window. */
+/* Mistral always slides (MistralConfig's default window is 4096, null means none); Qwen2 and
+ * Qwen3 only with use_sliding_window. */
 static int parse_window(const cJSON *root, const char *path, cq_model_config *cfg, cq_error *err)
 {
     cfg->sliding_window = 0;
-    if (cfg->arch == CQ_ARCH_LLAMA)
-        return CQ_OK;
-    bool qwen = cfg->arch == CQ_ARCH_QWEN2 || cfg->arch == CQ_ARCH_QWEN2_MOE ||
-                cfg->arch == CQ_ARCH_QWEN3_MOE;
-    if (qwen && !get_bool(root, "use_sliding_window", false))
+    bool qwen = cfg->arch == CQ_ARCH_QWEN2 || cfg->arch == CQ_ARCH_QWEN3 ||
+                cfg->arch == CQ_ARCH_QWEN2_MOE || cfg->arch == CQ_ARCH_QWEN3_MOE;
+    if (cfg->arch == CQ_ARCH_MISTRAL || cfg->arch == CQ_ARCH_MIXTRAL) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
+        if (cJSON_IsNull(v))
+            return CQ_OK;
+        /* MistralConfig defaults to 4096, MixtralConfig to None */
+        return get_int(root, "sliding_window", cfg->arch == CQ_ARCH_MISTRAL ? 4096 : 0,
+                       &cfg->sliding_window, path, err);
+    }
+    if (!qwen || !get_bool(root, "use_sliding_window", false))
         return CQ_OK;
     return get_int(root, "sliding_window", 0, &cfg->sliding_window, path, err);
+}
+
+/* OPT's switches (configuration_opt.py defaults); the Linear biases follow enable_bias. */
+static int parse_opt(const cJSON *root, const char *path, cq_model_config *cfg, cq_error *err)
+{
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "activation_function");
+    if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "relu")))
+        return cq_errorf(err, CQ_E_UNSUPPORTED, "%s: OPT activation_function other than relu "
+                         "is not supported", path);
+    if (!get_bool(root, "layer_norm_elementwise_affine", true))
+        return cq_errorf(err, CQ_E_UNSUPPORTED, "%s: OPT without layer_norm_elementwise_affine "
+                         "is not supported", path);
+    bool before = get_bool(root, "do_layer_norm_before", true);
+    cfg->post_ln = !before;
+    cfg->no_final_norm = !before || get_bool(root, "_remove_final_layer_norm", false);
+    cfg->norm_bias = true;
+    cfg->pos_offset = 2;
+    cfg->rms_eps = 1e-5; /* nn.LayerNorm's default; OPT's config has no eps */
+    bool b = get_bool(root, "enable_bias", true);
+    cfg->qkv_bias = cfg->o_bias = cfg->mlp_bias = b;
+    int64_t wd;
+    int rc = get_int(root, "word_embed_proj_dim", cfg->hidden, &wd, path, err);
+    if (rc == CQ_OK && (wd < 1 || wd > (1 << 20)))
+        rc = cq_errorf(err, CQ_E_FORMAT, "%s: word_embed_proj_dim out of range", path);
+    if (rc == CQ_OK && cfg->max_pos < 1)
+        rc = cq_errorf(err, CQ_E_FORMAT, "%s: OPT needs max_position_embeddings", path);
+    cfg->word_dim = wd != cfg->hidden ? wd : 0;
+    return rc;
 }
 
 int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq_error *err)
@@ -194,6 +227,8 @@ int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq
     if (rc == CQ_OK) rc = parse_window(root, path, cfg, err);
     if (rc == CQ_OK) rc = cq_moe_parse_config(root, path, cfg, err);
     if (rc == CQ_OK) {
+        /* Qwen2's q/k/v always carry a bias and o_proj never does; Qwen3 follows
+         * attention_bias like Llama. */
         bool ab = get_bool(root, "attention_bias", false);
         cfg->qkv_bias = cfg->arch == CQ_ARCH_QWEN2 ? true : ab;
         cfg->o_bias = cfg->arch == CQ_ARCH_QWEN2 ? false : ab;
@@ -202,9 +237,11 @@ int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq
             cfg->qkv_bias = get_bool(root, "qkv_bias", true);
         /* transformers' PretrainedConfig default is true; cq_config_check verifies it. */
         cfg->tie_embeddings = get_bool(root, "tie_word_embeddings", true);
-        if (!(cfg->rms_eps > 0))
-            rc = cq_errorf(err, CQ_E_FORMAT, "%s: rms_norm_eps must be positive", path);
     }
+    if (rc == CQ_OK && cfg->arch == CQ_ARCH_OPT)
+        rc = parse_opt(root, path, cfg, err);
+    if (rc == CQ_OK && !(cfg->rms_eps > 0))
+        rc = cq_errorf(err, CQ_E_FORMAT, "%s: rms_norm_eps must be positive", path);
     cJSON_Delete(root);
     cq_error_printable(err); /* names may hold escaped control characters ("\u000a") */
     return rc;

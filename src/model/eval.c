@@ -38,7 +38,7 @@ static int eval_batch(eval_state *s, const int32_t *ids, int64_t nb, int64_t b_i
                       int64_t n_batches, cq_eval_result *res, cq_error *err)
 {
     int64_t S = s->opt->seqlen, L = s->cfg->n_layers;
-    int rc = cq_embed(s->cfg, s->st, ids, nb * S, s->hidden, err);
+    int rc = cq_embed_seqs(s->cfg, s->st, ids, nb, S, s->hidden, err);
     char what[64];
     for (int64_t l = 0; l < L && rc == CQ_OK; l++) {
         snprintf(what, sizeof what, "layer %lld", (long long)l);

@@ -1,6 +1,8 @@
-/* The f32 Llama decoder layer: RMSNorm, RoPE (rotate-half), causal GQA attention, SwiGLU.
- * Every Linear is one cblas_sgemm over a chunk of sequences; attention runs per sequence and
- * head in row blocks so that only the causal part of the score matrix is formed. */
+/* The f32 decoder layer: RMSNorm or LayerNorm, RoPE (rotate-half) or none (OPT's learned
+ * positions are added at the embedding), optional per-head q/k RMSNorm (Qwen3), causal GQA
+ * attention, SwiGLU or ReLU MLP; pre-LN, or post-LN for OPT-350m. Every Linear is one
+ * cblas_sgemm over a chunk of sequences; attention runs per sequence and head in row blocks so
+ * that only the causal part of the score matrix is formed. */
 #include "cquant/model.h"
 
 #include "cquant/checked.h"
@@ -69,12 +71,16 @@ int cq_linear_hook_point(int which)
     return point[which];
 }
 
-static bool has_bias(const cq_model_config *cfg, int which)
+bool cq_linear_has_bias(const cq_model_config *cfg, int which)
 {
+    if (!cq_linear_present(cfg, which))
+        return false;
     if (which <= CQ_LIN_V)
         return cfg->qkv_bias;
     return which == CQ_LIN_O ? cfg->o_bias : cfg->mlp_bias;
 }
+
+static bool has_rope(const cq_model_config *cfg) { return !(cfg->desc && cfg->desc->pos_embed); }
 
 /* calloc of n floats with the size checked. */
 static float *alloc_f32(int64_t n)
@@ -89,16 +95,21 @@ int cq_layer_alloc(cq_layer_weights *w, const cq_model_config *cfg, cq_error *er
 {
     memset(w, 0, sizeof *w);
     bool ok = cq_moe_alloc(&w->moe, cfg) == CQ_OK, dense = cq_moe_has_dense_mlp(cfg);
+    int64_t H = cfg->hidden;
     for (int i = 0; i < CQ_LIN_COUNT; i++) {
         int64_t r, c, n;
-        if (i >= CQ_LIN_GATE && !dense)
-            continue; /* every layer is sparse (Mixtral) */
+        if (!cq_linear_present(cfg, i) || (i >= CQ_LIN_GATE && !dense))
+            continue; /* absent in the architecture, or every layer is sparse */
         cq_linear_shape(cfg, i, &r, &c);
         ok = ok && cq_mul_i64(r, c, &n) == 0 && (w->lin[i] = alloc_f32(n));
-        if (has_bias(cfg, i))
+        if (cq_linear_has_bias(cfg, i))
             ok = ok && (w->bias[i] = alloc_f32(r));
     }
-    ok = ok && (w->in_norm = alloc_f32(cfg->hidden)) && (w->post_norm = alloc_f32(cfg->hidden));
+    ok = ok && (w->in_norm = alloc_f32(H)) && (w->post_norm = alloc_f32(H));
+    if (cfg->norm_bias)
+        ok = ok && (w->in_norm_bias = alloc_f32(H)) && (w->post_norm_bias = alloc_f32(H));
+    if (cfg->desc && cfg->desc->q_norm)
+        ok = ok && (w->q_norm = alloc_f32(cfg->head_dim)) && (w->k_norm = alloc_f32(cfg->head_dim));
     if (!ok) {
         cq_layer_release(w);
         return cq_errorf(err, CQ_E_NOMEM, "out of memory for one decoder layer's f32 weights");
@@ -114,8 +125,10 @@ void cq_layer_release(cq_layer_weights *w)
         free(w->lin[i]);
         free(w->bias[i]);
     }
-    free(w->in_norm);
-    free(w->post_norm);
+    float *more[] = {w->in_norm, w->post_norm, w->in_norm_bias, w->post_norm_bias, w->q_norm,
+                     w->k_norm};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+        free(more[i]);
     cq_moe_release(&w->moe);
     memset(w, 0, sizeof *w);
 }
@@ -126,6 +139,8 @@ void cq_head_release(cq_head_weights *h)
         return;
     free(h->norm);
     free(h->lm_head);
+    free(h->norm_bias);
+    free(h->proj_out);
     memset(h, 0, sizeof *h);
 }
 
@@ -151,8 +166,9 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
 {
     *out = NULL;
     if (cfg->hidden < 1 || cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->intermediate < 1 ||
-        cfg->vocab < 1 || cfg->head_dim < 2 || cfg->head_dim % 2 || cfg->n_heads % cfg->n_kv_heads)
-        return cq_errorf(err, CQ_E_USAGE, "model configuration is not a valid Llama shape");
+        cfg->vocab < 1 || cfg->head_dim < 1 || (has_rope(cfg) && cfg->head_dim % 2) ||
+        cfg->n_heads % cfg->n_kv_heads || cfg->word_dim < 0)
+        return cq_errorf(err, CQ_E_USAGE, "model configuration is not a valid decoder shape");
     if (max_seqlen < 1 || max_seqlen > (1 << 20))
         return cq_errorf(err, CQ_E_USAGE, "sequence length %lld out of range",
                          (long long)max_seqlen);
@@ -170,13 +186,15 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
     int64_t T = m->chunk_tokens, half = cfg->head_dim / 2;
     int64_t qd = cfg->n_heads * cfg->head_dim, kd = cfg->n_kv_heads * cfg->head_dim;
     int64_t wide = cfg->hidden > qd ? cfg->hidden : qd;
+    wide = cq_word_dim(cfg) > wide ? cq_word_dim(cfg) : wide; /* project_out's output */
     if (m->logit_rows > T)
         m->logit_rows = T;
     /* Dims are bounded by cq_config_parse; T·dim is checked here before any product. */
     /* sgemm takes int dimensions */
     bool ok = T <= INT32_MAX && T <= INT64_MAX / 4 / (cfg->intermediate + wide + 1);
     int64_t big = ok ? T * cfg->intermediate : 0;
-    ok = ok && (m->cos = alloc_f32(max_seqlen * half)) && (m->sin = alloc_f32(max_seqlen * half));
+    ok = ok && (m->cos = alloc_f32(max_seqlen * half + 1)) &&
+         (m->sin = alloc_f32(max_seqlen * half + 1));
     ok = ok && (m->xn = alloc_f32(T * cfg->hidden)) && (m->q = alloc_f32(T * qd)) &&
          (m->k = alloc_f32(T * kd)) && (m->v = alloc_f32(T * kd)) && (m->att = alloc_f32(T * qd));
     ok = ok && (m->gate = alloc_f32(big)) && (m->up = alloc_f32(big)) &&
@@ -189,7 +207,8 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
         return cq_errorf(err, CQ_E_NOMEM, "out of memory for forward scratch (%lld tokens per "
                          "chunk)", (long long)T);
     }
-    rope_tables(m);
+    if (has_rope(cfg))
+        rope_tables(m);
     *out = m;
     return CQ_OK;
 }
@@ -228,6 +247,35 @@ void cq_rmsnorm(const float *x, const float *w, float *y, int64_t n, int64_t hid
         for (int64_t j = 0; j < hidden; j++)
             yr[j] = w[j] * (xr[j] * r);
     }
+}
+
+void cq_layernorm(const float *x, const float *w, const float *b, float *y, int64_t n,
+                  int64_t hidden, double eps)
+{
+    for (int64_t t = 0; t < n; t++) {
+        const float *xr = x + t * hidden;
+        float *yr = y + t * hidden;
+        double mean = 0, var = 0;
+        for (int64_t j = 0; j < hidden; j++)
+            mean += xr[j];
+        mean /= (double)hidden;
+        for (int64_t j = 0; j < hidden; j++)
+            var += ((double)xr[j] - mean) * ((double)xr[j] - mean);
+        /* torch: (x - mean) * rsqrt(var + eps) * w + b, biased variance, f32 */
+        float mu = (float)mean, r = 1.0f / sqrtf((float)(var / (double)hidden) + (float)eps);
+        for (int64_t j = 0; j < hidden; j++)
+            yr[j] = (xr[j] - mu) * r * w[j] + (b ? b[j] : 0.0f);
+    }
+}
+
+/* The architecture's norm of n rows of hidden values. */
+static void norm_rows(const cq_llama *m, const float *x, const float *w, const float *b, float *y,
+                      int64_t n)
+{
+    if (m->cfg.desc && m->cfg.desc->norm == CQ_NORM_LAYER)
+        cq_layernorm(x, w, b, y, n, m->cfg.hidden, m->cfg.rms_eps);
+    else
+        cq_rmsnorm(x, w, y, n, m->cfg.hidden, m->cfg.rms_eps);
 }
 
 void cq_linear(const float *x, int64_t n, int64_t cols, const float *W, const float *bias,
@@ -315,8 +363,14 @@ static int attn_chunk(cq_llama *m, const cq_layer_weights *w, const float *x, fl
     cq_linear(x, T, c->hidden, w->lin[CQ_LIN_Q], w->bias[CQ_LIN_Q], qd, m->q);
     cq_linear(x, T, c->hidden, w->lin[CQ_LIN_K], w->bias[CQ_LIN_K], kd, m->k);
     cq_linear(x, T, c->hidden, w->lin[CQ_LIN_V], w->bias[CQ_LIN_V], kd, m->v);
-    rope_apply(m, m->q, T, S, c->n_heads);
-    rope_apply(m, m->k, T, S, c->n_kv_heads);
+    if (w->q_norm) { /* Qwen3: RMSNorm of every head's q and k, before RoPE */
+        cq_rmsnorm(m->q, w->q_norm, m->q, T * c->n_heads, hd, c->rms_eps);
+        cq_rmsnorm(m->k, w->k_norm, m->k, T * c->n_kv_heads, hd, c->rms_eps);
+    }
+    if (has_rope(c)) {
+        rope_apply(m, m->q, T, S, c->n_heads);
+        rope_apply(m, m->k, T, S, c->n_kv_heads);
+    }
     for (int64_t s = 0; s < ns; s++) {
         for (int64_t h = 0; h < c->n_heads; h++) {
             int64_t kvh = h / group; /* GQA: query heads share KV heads in consecutive groups */
@@ -337,11 +391,15 @@ static int mlp_chunk(cq_llama *m, const cq_layer_weights *w, const float *x, flo
     if (w->sparse)
         return cq_moe_forward(m->moe, c, &w->moe, m->moe_all, x, out, T, hook, hctx, err);
     int64_t inter = c->intermediate, n = T * inter;
-    cq_linear(x, T, c->hidden, w->lin[CQ_LIN_GATE], w->bias[CQ_LIN_GATE], inter, m->gate);
-    cq_linear(x, T, c->hidden, w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], inter, m->up);
-    float *g = m->gate;
-    const float *u = m->up;
-    cq_vsilu_mul(g, u, n); /* SwiGLU: silu(gate) · up */
+    if (c->desc && c->desc->act == CQ_ACT_RELU) { /* OPT: fc2(relu(fc1(x))) */
+        cq_linear(x, T, c->hidden, w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], inter, m->gate);
+        for (int64_t i = 0; i < n; i++)
+            m->gate[i] = m->gate[i] > 0.0f ? m->gate[i] : 0.0f;
+    } else {
+        cq_linear(x, T, c->hidden, w->lin[CQ_LIN_GATE], w->bias[CQ_LIN_GATE], inter, m->gate);
+        cq_linear(x, T, c->hidden, w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], inter, m->up);
+        cq_vsilu_mul(m->gate, m->up, n); /* SwiGLU: silu(gate) · up */
+    }
     int rc = call_hook(hook, hctx, CQ_HOOK_DOWN_IN, m->gate, T, inter, err);
     if (rc == CQ_OK)
         cq_linear(m->gate, T, inter, w->lin[CQ_LIN_DOWN], w->bias[CQ_LIN_DOWN], c->hidden, out);
@@ -365,6 +423,49 @@ static void add_rows(float *y, const float *a, const float *b, int64_t n)
         y[i] = a[i] + b[i];
 }
 
+/* Pre-LN (Llama, OPT-125m): y = x + attn(n1(x)); y += mlp(n2(y)). */
+static int chunk_pre_ln(cq_llama *m, const cq_layer_weights *w, const float *x, float *y,
+                        int64_t ns, int64_t S, cq_layer_hook hook, void *hctx, cq_error *err)
+{
+    int64_t T = ns * S, H = m->cfg.hidden;
+    norm_rows(m, x, w->in_norm, w->in_norm_bias, m->xn, T);
+    int rc = call_hook(hook, hctx, CQ_HOOK_QKV_IN, m->xn, T, H, err);
+    if (rc == CQ_OK)
+        rc = attn_chunk(m, w, m->xn, m->tmp, ns, S, hook, hctx, err);
+    if (rc == CQ_OK) {
+        add_rows(y, x, m->tmp, T * H); /* in-place safe: row-disjoint chunks */
+        norm_rows(m, y, w->post_norm, w->post_norm_bias, m->xn, T);
+        rc = call_hook(hook, hctx, CQ_HOOK_GATEUP_IN, m->xn, T, H, err);
+    }
+    if (rc == CQ_OK)
+        rc = mlp_chunk(m, w, m->xn, m->tmp, T, hook, hctx, err);
+    if (rc == CQ_OK)
+        add_rows(y, y, m->tmp, T * H);
+    return rc;
+}
+
+/* Post-LN (OPT-350m): h = n1(x + attn(x)); y = n2(h + mlp(h)). */
+static int chunk_post_ln(cq_llama *m, const cq_layer_weights *w, const float *x, float *y,
+                         int64_t ns, int64_t S, cq_layer_hook hook, void *hctx, cq_error *err)
+{
+    int64_t T = ns * S, H = m->cfg.hidden;
+    int rc = call_hook(hook, hctx, CQ_HOOK_QKV_IN, x, T, H, err);
+    if (rc == CQ_OK)
+        rc = attn_chunk(m, w, x, m->tmp, ns, S, hook, hctx, err);
+    if (rc == CQ_OK) {
+        add_rows(m->tmp, x, m->tmp, T * H);
+        norm_rows(m, m->tmp, w->in_norm, w->in_norm_bias, m->xn, T);
+        rc = call_hook(hook, hctx, CQ_HOOK_GATEUP_IN, m->xn, T, H, err);
+    }
+    if (rc == CQ_OK)
+        rc = mlp_chunk(m, w, m->xn, m->tmp, T, hook, hctx, err);
+    if (rc == CQ_OK) {
+        add_rows(m->tmp, m->xn, m->tmp, T * H);
+        norm_rows(m, m->tmp, w->post_norm, w->post_norm_bias, y, T);
+    }
+    return rc;
+}
+
 int cq_layer_forward(cq_llama *m, const cq_layer_weights *w, const float *in, float *out,
                      int64_t n_seq, int64_t seqlen, cq_layer_hook hook, void *hook_ctx,
                      cq_error *err)
@@ -372,22 +473,11 @@ int cq_layer_forward(cq_llama *m, const cq_layer_weights *w, const float *in, fl
     int rc = check_call(m, n_seq, seqlen, err);
     int64_t H = m->cfg.hidden, cs = seqs_per_chunk(m, seqlen);
     for (int64_t s0 = 0; s0 < n_seq && rc == CQ_OK; s0 += cs) {
-        int64_t ns = n_seq - s0 < cs ? n_seq - s0 : cs, T = ns * seqlen;
+        int64_t ns = n_seq - s0 < cs ? n_seq - s0 : cs;
         const float *x = in + s0 * seqlen * H;
         float *y = out + s0 * seqlen * H;
-        cq_rmsnorm(x, w->in_norm, m->xn, T, H, m->cfg.rms_eps);
-        rc = call_hook(hook, hook_ctx, CQ_HOOK_QKV_IN, m->xn, T, H, err);
-        if (rc == CQ_OK)
-            rc = attn_chunk(m, w, m->xn, m->tmp, ns, seqlen, hook, hook_ctx, err);
-        if (rc == CQ_OK) {
-            add_rows(y, x, m->tmp, T * H); /* in-place safe: row-disjoint chunks */
-            cq_rmsnorm(y, w->post_norm, m->xn, T, H, m->cfg.rms_eps);
-            rc = call_hook(hook, hook_ctx, CQ_HOOK_GATEUP_IN, m->xn, T, H, err);
-        }
-        if (rc == CQ_OK)
-            rc = mlp_chunk(m, w, m->xn, m->tmp, T, hook, hook_ctx, err);
-        if (rc == CQ_OK)
-            add_rows(y, y, m->tmp, T * H);
+        rc = m->cfg.post_ln ? chunk_post_ln(m, w, x, y, ns, seqlen, hook, hook_ctx, err)
+                            : chunk_pre_ln(m, w, x, y, ns, seqlen, hook, hook_ctx, err);
         if (rc == CQ_HOOK_SKIP) /* the hook has what it needs from this chunk */
             rc = CQ_OK;
     }
@@ -421,13 +511,22 @@ int cq_mlp_forward(cq_llama *m, const cq_layer_weights *w, const float *x, float
 
 /* ---- head ---- */
 
-/* logits of rows [t0, t0+n) into out, via the normed copy in m->xn. */
+/* logits of rows [t0, t0+n) into out: final norm (when present) into m->xn, project_out (OPT)
+ * into m->tmp, then lm_head. */
 static void head_rows(cq_llama *m, const cq_head_weights *h, const float *hidden, int64_t n,
                       float *out)
 {
-    int64_t H = m->cfg.hidden;
-    cq_rmsnorm(hidden, h->norm, m->xn, n, H, m->cfg.rms_eps);
-    cq_linear(m->xn, n, H, h->lm_head, NULL, m->cfg.vocab, out);
+    int64_t H = m->cfg.hidden, W = cq_word_dim(&m->cfg);
+    const float *x = hidden;
+    if (h->norm) {
+        norm_rows(m, hidden, h->norm, h->norm_bias, m->xn, n);
+        x = m->xn;
+    }
+    if (h->proj_out) {
+        cq_linear(x, n, H, h->proj_out, NULL, W, m->tmp);
+        x = m->tmp;
+    }
+    cq_linear(x, n, W, h->lm_head, NULL, m->cfg.vocab, out);
 }
 
 int cq_head_logits(cq_llama *m, const cq_head_weights *h, const float *hidden, int64_t n_tokens,

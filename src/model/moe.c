@@ -81,7 +81,8 @@ void cq_moe_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, i
 const char *cq_linear_module(const cq_model_config *cfg, int which, char *buf, size_t n)
 {
     if (which < CQ_LIN_MOE_BASE) {
-        snprintf(buf, n, "%s", cq_linear_name(which));
+        const char *name = cq_arch_linear_name(cfg, which);
+        snprintf(buf, n, "%s", name ? name : "?");
         return buf;
     }
     int64_t slot = cq_linear_expert(which);
@@ -150,82 +151,9 @@ int cq_moe_alloc(cq_moe_weights *w, const cq_model_config *cfg)
     return CQ_OK;
 }
 
-static void router_name(const cq_model_config *cfg, int64_t layer, char *buf, size_t n)
+const char *cq_moe_router_module(const cq_model_config *cfg)
 {
-    snprintf(buf, n, "model.layers.%lld.%s.weight", (long long)layer,
-             cfg->moe_names == CQ_MOE_NAMES_MIXTRAL ? "block_sparse_moe.gate" : "mlp.gate");
-}
-
-/* Tensor `name` must be 2-D [d0 x d1]; read it into out when out != NULL. */
-static int tensor2(const cq_st_model *st, const char *name, int64_t d0, int64_t d1, float *out,
-                   cq_error *err)
-{
-    const cq_st_tensor *t = cq_st_find(st, name);
-    if (!t)
-        return cq_errorf(err, CQ_E_SHAPE, "tensor %s is missing from the checkpoint", name);
-    if (t->ndim != 2 || t->shape[0] != d0 || t->shape[1] != d1)
-        return cq_errorf(err, CQ_E_SHAPE, "%s: tensor %s has not the shape [%lld, %lld] that "
-                         "config.json implies", t->file, name, (long long)d0, (long long)d1);
-    if (!out)
-        return CQ_OK;
-    int rc = cq_st_read_f32(t, out, err);
-    cq_st_release(t);
-    return rc;
-}
-
-/* Check (w == NULL) or load layer `layer`'s MoE tensors. */
-static int moe_tensors(cq_moe_weights *w, const cq_model_config *cfg, const cq_st_model *st,
-                       int64_t layer, cq_error *err)
-{
-    char name[320], mod[160];
-    router_name(cfg, layer, name, sizeof name);
-    int rc = tensor2(st, name, cfg->n_experts, cfg->hidden, w ? w->router : NULL, err);
-    for (int64_t i = 0; i < 3 * n_slots(cfg) && rc == CQ_OK; i++) {
-        int which = (int)(CQ_LIN_MOE_BASE + i);
-        int64_t r, c;
-        cq_moe_linear_shape(cfg, which, &r, &c);
-        snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)layer,
-                 cq_linear_module(cfg, which, mod, sizeof mod));
-        rc = tensor2(st, name, r, c, w ? w->lin[i] : NULL, err);
-    }
-    if (rc == CQ_OK && has_shared(cfg)) {
-        snprintf(name, sizeof name, "model.layers.%lld.mlp.shared_expert_gate.weight",
-                 (long long)layer);
-        rc = tensor2(st, name, 1, cfg->hidden, w ? w->shared_gate : NULL, err);
-    }
-    return rc;
-}
-
-int cq_moe_check(const cq_model_config *cfg, const cq_st_model *st, int64_t layer,
-                 cq_error *err)
-{
-    return moe_tensors(NULL, cfg, st, layer, err);
-}
-
-int cq_moe_load(cq_moe_weights *w, const cq_model_config *cfg, const cq_st_model *st,
-                int64_t layer, cq_error *err)
-{
-    if (!w->lin && cq_moe_alloc(w, cfg) != CQ_OK)
-        return cq_errorf(err, CQ_E_NOMEM, "out of memory for layer %lld's experts",
-                         (long long)layer);
-    return moe_tensors(w, cfg, st, layer, err);
-}
-
-int cq_moe_load_router(cq_layer_weights *w, const cq_model_config *cfg, const cq_st_model *st,
-                       int64_t layer, cq_error *err)
-{
-    char name[320];
-    if (!w->moe.lin && cq_moe_alloc(&w->moe, cfg) != CQ_OK)
-        return cq_errorf(err, CQ_E_NOMEM, "out of memory for layer %lld's experts",
-                         (long long)layer);
-    router_name(cfg, layer, name, sizeof name);
-    int rc = tensor2(st, name, cfg->n_experts, cfg->hidden, w->moe.router, err);
-    if (rc == CQ_OK && has_shared(cfg)) {
-        snprintf(name, sizeof name, "model.layers.%lld.mlp.shared_expert_gate.weight",
-                 (long long)layer);
-        rc = tensor2(st, name, 1, cfg->hidden, w->moe.shared_gate, err);
-    }
-    return rc;
+    return cfg->moe_names == CQ_MOE_NAMES_MIXTRAL ? "block_sparse_moe.gate" : "mlp.gate";
 }
 
 /* ---- routing ---- */

@@ -19,11 +19,8 @@ void cq_moe_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, i
 
 int cq_moe_alloc(cq_moe_weights *w, const cq_model_config *cfg);
 void cq_moe_release(cq_moe_weights *w);
-/* Tensor checks and loading of layer `layer`'s router, experts and shared expert. */
-int cq_moe_check(const cq_model_config *cfg, const cq_st_model *st, int64_t layer,
-                 cq_error *err);
-int cq_moe_load(cq_moe_weights *w, const cq_model_config *cfg, const cq_st_model *st,
-                int64_t layer, cq_error *err);
+/* "block_sparse_moe.gate" or "mlp.gate" (the router's module within the layer). */
+const char *cq_moe_router_module(const cq_model_config *cfg);
 
 /* Scratch for chunks of up to `tokens` tokens (NULL when out of memory). */
 cq_moe_scratch *cq_moe_scratch_new(const cq_model_config *cfg, int64_t tokens);

@@ -6,18 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Architectures whose decoder layer is Llama's: the same seven projections (notes §B.7). */
-static const char *const llama_family[] = {
-    "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-    /* mixture of experts: the same attention, experts below (moe_match) */
-    "MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM",
-};
-
-static const char *const llama_modules[] = {
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj",
-};
-
 int cq_select_init(cq_select *s, const cJSON *config, const char *const *include, int n_include,
                    const char *const *exclude, int n_exclude, cq_error *err)
 {
@@ -36,9 +24,8 @@ int cq_select_init(cq_select *s, const cJSON *config, const char *const *include
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
     if (cJSON_IsString(a0))
         snprintf(s->arch, sizeof s->arch, "%s", a0->valuestring);
-    for (size_t i = 0; i < sizeof llama_family / sizeof *llama_family; i++)
-        if (!strcmp(s->arch, llama_family[i]))
-            s->llama_rules = true;
+    s->desc = s->arch[0] ? cq_arch_lookup(s->arch) : NULL;
+    s->llama_rules = s->desc != NULL;
     return CQ_OK;
 }
 
@@ -110,16 +97,25 @@ static bool moe_match(const char *rest)
     return false;
 }
 
-static bool llama_match(const char *name)
+/* "<layers>.N.<module>.weight" for one of the architecture's Linears. */
+static bool arch_match(const cq_arch_desc *d, const char *name)
 {
-    const char *rest = in_layer(name);
-    if (!rest || strncmp(name, "model.layers.", 13))
+    size_t lp = strlen(d->layers);
+    if (strncmp(name, d->layers, lp) || name[lp] != '.')
         return false;
-    if (moe_match(rest))
-        return true;
-    for (size_t i = 0; i < sizeof llama_modules / sizeof *llama_modules; i++) {
-        size_t n = strlen(llama_modules[i]);
-        if (!strncmp(rest, llama_modules[i], n) && !strcmp(rest + n, ".weight"))
+    const char *rest = name + lp + 1;
+    if (*rest < '0' || *rest > '9')
+        return false;
+    while (*rest >= '0' && *rest <= '9')
+        rest++;
+    if (*rest++ != '.')
+        return false;
+    if (d->arch == CQ_ARCH_MIXTRAL || d->arch == CQ_ARCH_QWEN2_MOE || d->arch == CQ_ARCH_QWEN3_MOE)
+        if (moe_match(rest))
+            return true;
+    for (int i = 0; i < CQ_LIN_COUNT; i++) {
+        size_t n = d->lin[i] ? strlen(d->lin[i]) : 0;
+        if (n && !strncmp(rest, d->lin[i], n) && !strcmp(rest + n, ".weight"))
             return true;
     }
     return false;
@@ -180,6 +176,6 @@ bool cq_select_tensor(const cq_select *s, const char *name, cq_dtype dtype, int 
     if (s->n_include > 0)
         pick = glob_any(s->include, s->n_include, name);
     else
-        pick = s->llama_rules ? llama_match(name) : generic_match(name);
+        pick = s->desc ? arch_match(s->desc, name) : generic_match(name);
     return pick && !glob_any(s->exclude, s->n_exclude, name);
 }

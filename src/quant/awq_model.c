@@ -1,4 +1,7 @@
-/* AWQ over a whole Llama-family model (notes §F.1, §F.2): layer by layer, the FP forward records
+/* AWQ over a whole decoder model (notes §F.1, §F.2; OPT as AutoAWQ's OPT model: q/k/v after
+ * self_attn_layer_norm, out_proj after v, fc1 after final_layer_norm inspected alone, fc2 after
+ * fc1; post-LN OPT scales only out_proj and fc2, since its norms also feed the residual
+ * stream and the q/k/v input comes from the previous layer): layer by layer, the FP forward records
  * every Linear group's input and yields the next layer's input in full precision; the four scale
  * searches see the unmodified layer; then every scale is folded, the recorded inputs divided by
  * their scales, and clipping searched on the scaled weights and inputs (not for q/k). */
@@ -59,26 +62,7 @@ typedef struct blk {
     const float *x;
 } blk;
 
-static int attn_block(void *ctx, float *const *ws, float *out, cq_error *err)
-{
-    blk *b = ctx;
-    cq_layer_weights lw = b->d->w;
-    lw.lin[CQ_LIN_Q] = ws[0];
-    lw.lin[CQ_LIN_K] = ws[1];
-    lw.lin[CQ_LIN_V] = ws[2];
-    return cq_attn_forward(b->d->m, &lw, b->x, out, b->d->n_seq, b->d->seqlen, err);
-}
-
-static int mlp_block(void *ctx, float *const *ws, float *out, cq_error *err)
-{
-    blk *b = ctx;
-    cq_layer_weights lw = b->d->w;
-    lw.lin[CQ_LIN_GATE] = ws[0];
-    lw.lin[CQ_LIN_UP] = ws[1];
-    return cq_mlp_forward(b->d->m, &lw, b->x, out, b->d->tokens, err);
-}
-
-/* Linears of each group, its hook point, and whether it runs (v->o needs equal shapes). */
+/* Linears of each group (absent ones skipped: OPT has no gate) and its hook point. */
 static const int group_lins[CQ_AWQ_N_GROUPS][4] = {
     {CQ_LIN_Q, CQ_LIN_K, CQ_LIN_V, -1},
     {CQ_LIN_O, -1, -1, -1},
@@ -88,12 +72,55 @@ static const int group_lins[CQ_AWQ_N_GROUPS][4] = {
 static const int group_hook[CQ_AWQ_N_GROUPS] = {CQ_HOOK_QKV_IN, CQ_HOOK_O_IN, CQ_HOOK_GATEUP_IN,
                                                 CQ_HOOK_DOWN_IN};
 
+/* The present Linears of group g into lins; returns their count. */
+static int group_members(const cq_model_config *cfg, int g, int *lins)
+{
+    int n = 0;
+    for (int k = 0; k < 4 && group_lins[g][k] >= 0; k++)
+        if (cq_linear_present(cfg, group_lins[g][k]))
+            lins[n++] = group_lins[g][k];
+    return n;
+}
+
+/* The layer with group b->group's Linears replaced by ws, through the attention or MLP. */
+static cq_layer_weights with_group(const blk *b, float *const *ws)
+{
+    cq_layer_weights lw = b->d->w;
+    int lins[4], n = group_members(b->d->cfg, b->group, lins);
+    for (int k = 0; k < n; k++)
+        lw.lin[lins[k]] = ws[k];
+    return lw;
+}
+
+static int attn_block(void *ctx, float *const *ws, float *out, cq_error *err)
+{
+    blk *b = ctx;
+    cq_layer_weights lw = with_group(b, ws);
+    return cq_attn_forward(b->d->m, &lw, b->x, out, b->d->n_seq, b->d->seqlen, err);
+}
+
+static int mlp_block(void *ctx, float *const *ws, float *out, cq_error *err)
+{
+    blk *b = ctx;
+    cq_layer_weights lw = with_group(b, ws);
+    return cq_mlp_forward(b->d->m, &lw, b->x, out, b->d->tokens, err);
+}
+
 static bool vo_match(const cq_model_config *cfg)
 {
     int64_t vr, vc, orr, oc;
     cq_linear_shape(cfg, CQ_LIN_V, &vr, &vc);
     cq_linear_shape(cfg, CQ_LIN_O, &orr, &oc);
     return vr == orr && vc == oc;
+}
+
+/* Is group g searched? Its input op must be one the scales fold into: not v->o of unequal
+ * shapes, and not a post-LN norm (which also feeds the residual) or the previous layer. */
+static bool group_runs(const cq_model_config *cfg, int g)
+{
+    if (g == CQ_AWQ_G_O)
+        return vo_match(cfg);
+    return !(cfg->post_ln && (g == CQ_AWQ_G_QKV || g == CQ_AWQ_G_GATEUP));
 }
 
 static double now_s(void)
@@ -107,16 +134,18 @@ static int search_group(drv *d, int g, cq_awq_layer_report *rep, cq_error *err)
 {
     float *ws[4];
     int64_t rows[4], cols = 0;
-    int n = 0;
-    for (; n < 4 && group_lins[g][n] >= 0; n++) {
-        ws[n] = d->w.lin[group_lins[g][n]];
-        cq_linear_shape(d->cfg, group_lins[g][n], &rows[n], &cols);
+    int lins[4], n = group_members(d->cfg, g, lins);
+    for (int k = 0; k < n; k++) {
+        ws[k] = d->w.lin[lins[k]];
+        cq_linear_shape(d->cfg, lins[k], &rows[k], &cols);
     }
     const float *x = d->in.x[group_hook[g]];
     blk b = {d, g, x};
     cq_awq_group grp = {.x = x, .tokens = d->tokens, .cols = cols, .n_linear = n, .w = ws,
                         .rows = rows, .block_ctx = &b, .out_elems = d->tokens * d->cfg->hidden};
     grp.block = g == CQ_AWQ_G_QKV ? attn_block : g == CQ_AWQ_G_GATEUP ? mlp_block : NULL;
+    if (g == CQ_AWQ_G_GATEUP && n == 1) /* OPT's fc1 is inspected alone, as AutoAWQ does */
+        grp.block = NULL;
     cq_awq_scale_result res = {.scales = d->s[g]};
     double t0 = now_s();
     int rc = cq_awq_search_scale(d->q, d->o, &grp, &res, err);
@@ -132,24 +161,42 @@ static int search_group(drv *d, int g, cq_awq_layer_report *rep, cq_error *err)
     return CQ_OK;
 }
 
+/* The present Linears of group g with their rows, for folding. */
+static int group_weights(drv *d, int g, float **ws, int64_t *rows)
+{
+    int64_t cols;
+    int lins[4], n = group_members(d->cfg, g, lins);
+    for (int k = 0; k < n; k++) {
+        ws[k] = d->w.lin[lins[k]];
+        cq_linear_shape(d->cfg, lins[k], &rows[k], &cols);
+    }
+    return n;
+}
+
 /* §F.5 plus step 4 of §F.1: fold every searched scale, divide the recorded inputs. */
 static void fold_all(drv *d, const cq_awq_layer_report *rep)
 {
     const cq_model_config *c = d->cfg;
     cq_layer_weights *w = &d->w;
     int64_t H = c->hidden, I = c->intermediate, qd = c->n_heads * c->head_dim;
-    int64_t kd = c->n_kv_heads * c->head_dim;
-    float *qkv[3] = {w->lin[CQ_LIN_Q], w->lin[CQ_LIN_K], w->lin[CQ_LIN_V]};
-    int64_t qkv_rows[3] = {qd, kd, kd};
-    float *gu[2] = {w->lin[CQ_LIN_GATE], w->lin[CQ_LIN_UP]};
-    int64_t gu_rows[2] = {I, I};
-    cq_awq_fold_norm(w->in_norm, NULL, H, qkv, qkv_rows, 3, d->s[CQ_AWQ_G_QKV]);
+    int64_t kd = c->n_kv_heads * c->head_dim, rows[4];
+    float *ws[4];
+    int n;
+    if (rep->group[CQ_AWQ_G_QKV].done) {
+        n = group_weights(d, CQ_AWQ_G_QKV, ws, rows);
+        cq_awq_fold_norm(w->in_norm, w->in_norm_bias, H, ws, rows, n, d->s[CQ_AWQ_G_QKV]);
+    }
     if (rep->group[CQ_AWQ_G_O].done)
         cq_awq_fold_linear(w->lin[CQ_LIN_V], w->bias[CQ_LIN_V], kd, H, w->lin[CQ_LIN_O], H, qd,
                            d->s[CQ_AWQ_G_O]);
-    cq_awq_fold_norm(w->post_norm, NULL, H, gu, gu_rows, 2, d->s[CQ_AWQ_G_GATEUP]);
-    cq_awq_fold_linear(w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], I, H, w->lin[CQ_LIN_DOWN], H, I,
-                       d->s[CQ_AWQ_G_DOWN]);
+    if (rep->group[CQ_AWQ_G_GATEUP].done) {
+        n = group_weights(d, CQ_AWQ_G_GATEUP, ws, rows);
+        cq_awq_fold_norm(w->post_norm, w->post_norm_bias, H, ws, rows, n,
+                         d->s[CQ_AWQ_G_GATEUP]);
+    }
+    if (rep->group[CQ_AWQ_G_DOWN].done)
+        cq_awq_fold_linear(w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], I, H, w->lin[CQ_LIN_DOWN], H,
+                           I, d->s[CQ_AWQ_G_DOWN]);
     for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
         if (rep->group[g].done)
             cq_awq_scale_input(d->in.x[group_hook[g]], d->tokens, d->in.cols[group_hook[g]],
@@ -165,7 +212,8 @@ static int clip_linear(drv *d, int lin, cq_awq_layer_report *rep, cq_error *err)
     int64_t ng = (cols + group - 1) / group;
     float *mv = malloc((size_t)(rows * ng) * sizeof *mv);
     if (!mv)
-        return cq_errorf(err, CQ_E_NOMEM, "out of memory clipping %s", cq_linear_name(lin));
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory clipping %s",
+                         cq_arch_linear_name(d->cfg, lin));
     float *w = d->w.lin[lin];
     int rc = cq_awq_search_clip(d->q, d->o, w, rows, cols, d->in.x[cq_linear_hook_point(lin)],
                                 d->tokens, mv, err);
@@ -233,13 +281,14 @@ static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn f
         rc = cq_layer_forward(d->m, &d->w, d->hidden, d->next, d->n_seq, d->seqlen, rec_hook,
                               &d->in, err);
     for (int g = 0; g < CQ_AWQ_N_GROUPS && rc == CQ_OK; g++)
-        if (g != CQ_AWQ_G_O || vo_match(d->cfg))
+        if (group_runs(d->cfg, g))
             rc = search_group(d, g, &rep, err);
     if (rc == CQ_OK)
         fold_all(d, &rep);
     for (size_t i = 0; i < sizeof clipped_lins / sizeof *clipped_lins && rc == CQ_OK && d->o->clip;
          i++)
-        rc = clip_linear(d, clipped_lins[i], &rep, err);
+        if (cq_linear_present(d->cfg, clipped_lins[i]))
+            rc = clip_linear(d, clipped_lins[i], &rep, err);
     if (rc == CQ_OK)
         rc = fn(ctx, l, &d->w, &rep, err);
     float *t = d->hidden; /* the FP output feeds the next layer */
@@ -268,7 +317,7 @@ int cq_awq_model_run(const cq_model_config *cfg, const cq_st_model *st, const in
     if (rc == CQ_OK)
         rc = rec_alloc(&d, err);
     if (rc == CQ_OK)
-        rc = cq_embed(cfg, st, ids, d.tokens, d.hidden, err);
+        rc = cq_embed_seqs(cfg, st, ids, n_seq, seqlen, d.hidden, err);
     for (int64_t l = 0; l < cfg->n_layers && rc == CQ_OK; l++)
         rc = one_layer(&d, st, l, fn, ctx, err);
     drv_release(&d);

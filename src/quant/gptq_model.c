@@ -210,8 +210,13 @@ typedef struct drv {
     gptq_moe *moe;             /* the experts' accumulators (configs with experts) */
 } drv;
 
-static const char *point_name(int p)
+static const char *point_name(const drv *d, int p)
 {
+    if (d->cfg->arch == CQ_ARCH_OPT) {
+        static const char *const opt[N_POINTS] = {"self_attn.q_proj/k_proj/v_proj",
+                                                  "self_attn.out_proj", "fc1", "fc2"};
+        return opt[p];
+    }
     static const char *const names[N_POINTS] = {
         "self_attn.q_proj/k_proj/v_proj", "self_attn.o_proj", "mlp.gate_proj/up_proj",
         "mlp.down_proj"};
@@ -220,6 +225,8 @@ static const char *point_name(int p)
 
 static bool wants(const drv *d, int64_t layer, int lin)
 {
+    if (!cq_linear_present(d->cfg, lin)) /* OPT has no gate */
+        return false;
     return !d->hk->wants || d->hk->wants(d->hk->ctx, layer, lin);
 }
 
@@ -258,7 +265,7 @@ static int layer_pass(drv *d, int64_t layer, bool in_place, cq_error *err)
         *err = (cq_error)CQ_ERROR_INIT; /* replace the forward's generic hook message */
         return cq_errorf(err, CQ_E_NUMERIC,
                          "layer %lld: non-finite calibration activations at the input of %s",
-                         (long long)layer, point_name(d->acc.bad_point));
+                         (long long)layer, point_name(d, d->acc.bad_point));
     }
     if (rc != CQ_OK)
         cq_error_prefix(err, "layer %lld", (long long)layer);
@@ -472,7 +479,7 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
     memset(p, 0, sizeof *p);
     int64_t rows, cols, maxc = 0, sumh = 0, lw = 0, worst = 0;
     for (int l = 0; l < cq_linear_end(c); l++) {
-        if (l >= CQ_LIN_COUNT && l < CQ_LIN_MOE_BASE)
+        if (l < CQ_LIN_COUNT ? !cq_linear_present(c, l) : l < CQ_LIN_MOE_BASE)
             continue;
         cq_linear_shape(c, l, &rows, &cols);
         lw += rows * cols;

@@ -110,25 +110,22 @@ static int dequant_linear(const cq_qsource *q, const char *prefix, int64_t rows,
     return rc;
 }
 
-static int load_linear(const cq_qsource *q, int64_t layer, int which, cq_layer_weights *w,
-                       cq_error *err)
+/* A Linear's weight packed or float (packed first, as check_layers counts them: a stray float
+ * copy beside packed tensors is not what a quantized-model loader would use); every other
+ * tensor (biases, norms) as float. */
+static int load_one(void *ctx, const cq_layer_tensor *t, cq_error *err)
 {
-    char prefix[256], name[320], mod[160];
-    int64_t r, c;
-    float *dst = cq_layer_linear(w, which);
-    cq_linear_shape(q->cfg, which, &r, &c);
-    snprintf(prefix, sizeof prefix, "model.layers.%lld.%s", (long long)layer,
-             cq_linear_module(q->cfg, which, mod, sizeof mod));
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    /* packed first, as check_layers counts them (a stray float copy beside packed tensors is
-     * not what a quantized-model loader would use) */
-    int rc = is_packed(q->st, prefix) ? dequant_linear(q, prefix, r, c, dst, err)
-                                      : read_f32(q->st, name, r, c, dst, err);
-    if (rc == CQ_OK && which < CQ_LIN_COUNT && w->bias[which]) {
-        snprintf(name, sizeof name, "%s.bias", prefix);
-        rc = read_f32(q->st, name, r, 0, w->bias[which], err);
+    const cq_qsource *q = ctx;
+    char prefix[256];
+    size_t n = strlen(t->name);
+    if (t->lin >= 0 && n > 7) {
+        if (n - 7 >= sizeof prefix)
+            return cq_errorf(err, CQ_E_USAGE, "tensor name %s is too long", t->name);
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(n - 7), t->name);
+        if (is_packed(q->st, prefix))
+            return dequant_linear(q, prefix, t->shape[0], t->shape[1], t->data, err);
     }
-    return rc;
+    return read_f32(q->st, t->name, t->shape[0], t->ndim == 2 ? t->shape[1] : 0, t->data, err);
 }
 
 int cq_qsource_layer(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *err)
@@ -136,48 +133,41 @@ int cq_qsource_layer(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *er
     const cq_qsource *q = ctx;
     int rc = w->lin[0] ? CQ_OK : cq_layer_alloc(w, q->cfg, err);
     w->sparse = cq_layer_is_moe(q->cfg, layer);
-    for (int i = 0; i < cq_linear_end(q->cfg) && rc == CQ_OK; i++)
-        if (cq_layer_has_linear(q->cfg, layer, i))
-            rc = load_linear(q, layer, i, w, err);
-    if (rc == CQ_OK && w->sparse) /* the router stays float in every layout */
-        rc = cq_moe_load_router(w, q->cfg, q->st, layer, err);
-    char name[256];
-    snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)layer);
     if (rc == CQ_OK)
-        rc = read_f32(q->st, name, q->cfg->hidden, 0, w->in_norm, err);
-    snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight",
-             (long long)layer);
-    if (rc == CQ_OK)
-        rc = read_f32(q->st, name, q->cfg->hidden, 0, w->post_norm, err);
+        rc = cq_layer_foreach(q->cfg, w, layer, load_one, (void *)q, err);
     return rc;
 }
 
-/* Up-front check that each Linear is there in one form (its values are checked at unpack). */
+/* Up-front check that each Linear is there in one form (its values are checked at unpack), and
+ * every other tensor of the layer as float. */
+static int check_one(void *ctx, const cq_layer_tensor *t, cq_error *err)
+{
+    cq_qsource *q = ctx;
+    char prefix[256];
+    size_t n = strlen(t->name);
+    if (t->lin < 0 || n <= 7) {
+        if (!cq_st_find(q->st, t->name))
+            return cq_errorf(err, CQ_E_SHAPE, "tensor %s is missing from the checkpoint",
+                             t->name);
+        return CQ_OK;
+    }
+    if (n - 7 >= sizeof prefix)
+        return cq_errorf(err, CQ_E_USAGE, "tensor name %s is too long", t->name);
+    snprintf(prefix, sizeof prefix, "%.*s", (int)(n - 7), t->name);
+    if (is_packed(q->st, prefix))
+        q->packed++;
+    else if (!cq_st_find(q->st, t->name))
+        return cq_errorf(err, CQ_E_SHAPE, "module %s is missing from the checkpoint "
+                         "(neither %s nor packed tensors)", prefix, t->name);
+    return CQ_OK;
+}
+
 static int check_layers(cq_qsource *q, cq_error *err)
 {
-    char prefix[256], name[320], mod[160];
-    for (int64_t l = 0; l < q->cfg->n_layers; l++) {
-        for (int i = 0; i < cq_linear_end(q->cfg); i++) {
-            if (!cq_layer_has_linear(q->cfg, l, i))
-                continue;
-            snprintf(prefix, sizeof prefix, "model.layers.%lld.%s", (long long)l,
-                     cq_linear_module(q->cfg, i, mod, sizeof mod));
-            snprintf(name, sizeof name, "%s.weight", prefix);
-            if (is_packed(q->st, prefix))
-                q->packed++;
-            else if (!cq_st_find(q->st, name))
-                return cq_errorf(err, CQ_E_SHAPE, "module %s is missing from the checkpoint "
-                                 "(neither %s nor packed tensors)", prefix, name);
-        }
-        const char *norms[2] = {"input_layernorm", "post_attention_layernorm"};
-        for (int k = 0; k < 2; k++) {
-            snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)l, norms[k]);
-            if (!cq_st_find(q->st, name))
-                return cq_errorf(err, CQ_E_SHAPE, "tensor %s is missing from the checkpoint",
-                                 name);
-        }
-    }
-    return CQ_OK;
+    int rc = CQ_OK;
+    for (int64_t l = 0; l < q->cfg->n_layers && rc == CQ_OK; l++)
+        rc = cq_layer_foreach(q->cfg, NULL, l, check_one, q, err);
+    return rc;
 }
 
 int cq_qsource_open(cq_qsource **out, const char *model_dir, const cq_model_config *cfg,

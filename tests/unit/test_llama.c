@@ -395,9 +395,8 @@ static void check_ref_logits(const char *name)
     float *h = malloc((size_t)(S * r.cfg.hidden) * sizeof(float));
     float *lg = malloc((size_t)(S * V) * sizeof(float)), *want = malloc((size_t)(S * V) * 4);
     cq_llama *m = NULL;
-    cq_layer_weights w;
-    memset(&w, 0, sizeof w);
-    cq_head_weights hw = {0, 0};
+    cq_layer_weights w = {0};
+    cq_head_weights hw = {0};
     int rc = cq_llama_create(&m, &r.cfg, S, 0, &err);
     if (rc == CQ_OK) rc = cq_embed(&r.cfg, r.st, r.ids->data, S, h, &err);
     for (int64_t l = 0; l < r.cfg.n_layers && rc == CQ_OK; l++) {
