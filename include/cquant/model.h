@@ -153,6 +153,10 @@ typedef struct cq_moe_weights {
     float **lin;                /* [3·(n_experts + shared)] W[out x in], index 3·slot + part */
     float *shared_gate;         /* shared_expert_gate [hidden] (1 x hidden), or NULL */
     int64_t n_slots;            /* n_experts (+1 with a shared expert) */
+    float *gate_up;             /* owned: every slot's gate then up, contiguous [gate_up_rows x
+                                   hidden] (AWQ scales them as one group); lin[3·s], lin[3·s+1]
+                                   point into it */
+    int64_t gate_up_rows;
 } cq_moe_weights;
 
 typedef struct cq_layer_weights {

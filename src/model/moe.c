@@ -122,7 +122,9 @@ void cq_moe_release(cq_moe_weights *w)
     if (!w)
         return;
     for (int64_t i = 0; w->lin && i < 3 * w->n_slots; i++)
-        free(w->lin[i]);
+        if (i % 3 == CQ_MOE_DOWN)
+            free(w->lin[i]);
+    free(w->gate_up);
     free(w->lin);
     free(w->router);
     free(w->shared_gate);
@@ -139,10 +141,20 @@ int cq_moe_alloc(cq_moe_weights *w, const cq_model_config *cfg)
     ok = ok && (w->router = alloc_f32(cfg->n_experts, cfg->hidden));
     if (ok && has_shared(cfg))
         ok = (w->shared_gate = alloc_f32(1, cfg->hidden)) != NULL;
+    for (int64_t s = 0; s < w->n_slots; s++)
+        w->gate_up_rows += 2 * (s == cfg->n_experts ? cfg->shared_intermediate
+                                                    : cfg->moe_intermediate);
+    ok = ok && (w->gate_up = alloc_f32(w->gate_up_rows, cfg->hidden));
+    int64_t off = 0;
     for (int64_t i = 0; ok && i < 3 * w->n_slots; i++) {
         int64_t r, c;
         cq_moe_linear_shape(cfg, (int)(CQ_LIN_MOE_BASE + i), &r, &c);
-        ok = (w->lin[i] = alloc_f32(r, c)) != NULL;
+        if (i % 3 == CQ_MOE_DOWN) {
+            ok = (w->lin[i] = alloc_f32(r, c)) != NULL;
+        } else {
+            w->lin[i] = w->gate_up + off;
+            off += r * c;
+        }
     }
     if (!ok) {
         cq_moe_release(w);
