@@ -4,6 +4,7 @@
 #include "qshape.h"
 
 #include "cquant/json.h"
+#include "cquant/model.h"
 #include "cquant/safetensors.h"
 
 #include <stdio.h>
@@ -38,15 +39,24 @@ static cJSON *tensor_json(const cq_st_tensor *t)
 /* Architecture fields worth a glance; absent keys are skipped. */
 static void arch_summary(const cJSON *cfg, cJSON *out, bool print)
 {
-    static const char *const keys[] = {"model_type", "hidden_size", "intermediate_size",
-                                       "num_hidden_layers", "num_attention_heads",
-                                       "num_key_value_heads", "vocab_size", "torch_dtype"};
+    static const char *const keys[] = {"model_type",          "hidden_size",
+                                       "intermediate_size",   "ffn_dim",
+                                       "word_embed_proj_dim", "num_hidden_layers",
+                                       "num_attention_heads", "num_key_value_heads",
+                                       "head_dim",            "sliding_window",
+                                       "vocab_size",          "torch_dtype"};
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
     const char *arch = cJSON_IsString(a0) ? a0->valuestring : "unknown";
     cJSON_AddStringToObject(out, "architecture", arch);
+    /* Whether calibration (gptq/awq) and eval can run the model natively, or need a statistics
+     * file made elsewhere. */
+    const cq_arch_desc *d = cJSON_IsString(a0) ? cq_arch_lookup(arch) : NULL;
+    cJSON_AddBoolToObject(out, "native_forward", d != NULL);
     if (print)
-        printf("architecture: %s\n", arch);
+        printf("architecture: %s\n  native forward: %s\n", arch,
+               d ? "yes (rtn, gptq, awq, eval)" : "no (rtn only; gptq from a statistics file: "
+                                                  "docs/stats.md)");
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, keys[i]);
         if (!v || (!cJSON_IsNumber(v) && !cJSON_IsString(v)))

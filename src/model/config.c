@@ -177,7 +177,26 @@ static int parse_window(const cJSON *root, const char *path, cq_model_config *cf
     }
     if (!qwen || !get_bool(root, "use_sliding_window", false))
         return CQ_OK;
-    return get_int(root, "sliding_window", 0, &cfg->sliding_window, path, err);
+    int rc = get_int(root, "sliding_window", 0, &cfg->sliding_window, path, err);
+    int64_t first = 0; /* transformers: layers >= max_window_layers slide, or layer_types */
+    if (rc == CQ_OK)
+        rc = get_int(root, "max_window_layers", 28, &first, path, err);
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(root, "layer_types");
+    int64_t sliding = 0, n = cJSON_IsArray(types) ? cJSON_GetArraySize(types) : 0;
+    for (int64_t i = 0; i < n; i++) {
+        const cJSON *t = cJSON_GetArrayItem(types, (int)i);
+        sliding += cJSON_IsString(t) && !strcmp(t->valuestring, "sliding_attention");
+    }
+    if (!cJSON_IsArray(types))
+        sliding = first < cfg->n_layers ? cfg->n_layers - first : 0;
+    if (rc != CQ_OK || cfg->sliding_window == 0 || sliding == 0) {
+        cfg->sliding_window = 0;
+        return rc;
+    }
+    if (sliding != cfg->n_layers) /* one window for every layer is what the forward has */
+        return cq_errorf(err, CQ_E_UNSUPPORTED, "%s: sliding window on %lld of %lld layers is "
+                         "not supported", path, (long long)sliding, (long long)cfg->n_layers);
+    return CQ_OK;
 }
 
 /* OPT's switches (configuration_opt.py defaults); the Linear biases follow enable_bias. */

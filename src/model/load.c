@@ -234,10 +234,6 @@ static int add_positions(const cq_model_config *cfg, const cq_st_model *st, int6
                          int64_t seqlen, float *hidden, cq_error *err)
 {
     int64_t H = cfg->hidden;
-    if (seqlen > cfg->max_pos)
-        return cq_errorf(err, CQ_E_USAGE, "sequence length %lld exceeds the %lld learned "
-                         "positions of %s", (long long)seqlen, (long long)cfg->max_pos,
-                         cfg->arch_name);
     const cq_st_tensor *t;
     size_t rb;
     char name[256];
@@ -269,13 +265,18 @@ int cq_embed_seqs(const cq_model_config *cfg, const cq_st_model *st, const int32
     if (n_seq < 0 || seqlen < 0 || cq_mul_i64(n_seq, seqlen, &n))
         return cq_errorf(err, CQ_E_USAGE, "bad token count %lld x %lld", (long long)n_seq,
                          (long long)seqlen);
+    bool learned = cfg->desc && cfg->desc->pos_embed;
+    if (learned && seqlen > cfg->max_pos)
+        return cq_errorf(err, CQ_E_USAGE, "sequence length %lld exceeds the %lld learned "
+                         "positions of %s", (long long)seqlen, (long long)cfg->max_pos,
+                         cfg->arch_name);
     int rc = find_rows(st, mod_name(name, sizeof name, desc_or_llama(cfg, M_EMBED), ".weight"),
                        cfg->vocab, cq_word_dim(cfg), &t, &rb, err);
     if (rc == CQ_OK && cfg->word_dim > 0)
         rc = embed_projected(cfg, st, t, rb, ids, n, hidden, err);
     else if (rc == CQ_OK)
         rc = gather_rows(t, rb, cfg, ids, n, 0, hidden, err);
-    if (rc == CQ_OK && cfg->desc && cfg->desc->pos_embed && n > 0)
+    if (rc == CQ_OK && learned && n > 0)
         rc = add_positions(cfg, st, n_seq, seqlen, hidden, err);
     return rc;
 }

@@ -89,3 +89,34 @@ CQ_TEST(globs)
     CQ_CHECK_EQ_INT(cq_select_init(&s, c, empty, 1, NULL, 0, &err), CQ_E_USAGE);
     cJSON_Delete(c);
 }
+
+/* OPT's table row: q/k/v/out_proj and fc1/fc2 under model.decoder.layers; never its norms,
+ * learned positions or project_in/out (2-D, outside the layers). */
+CQ_TEST(opt_rule)
+{
+    static const struct {
+        const char *name;
+        bool pick;
+    } opt[] = {
+        {"model.decoder.layers.0.self_attn.q_proj.weight", true},
+        {"model.decoder.layers.11.self_attn.out_proj.weight", true},
+        {"model.decoder.layers.0.fc1.weight", true},
+        {"model.decoder.layers.0.fc2.weight", true},
+        {"model.decoder.layers.0.fc2.bias", false},
+        {"model.decoder.layers.0.self_attn_layer_norm.weight", false},
+        {"model.decoder.embed_positions.weight", false},
+        {"model.decoder.project_in.weight", false},
+        {"model.decoder.project_out.weight", false},
+        {"model.layers.0.mlp.up_proj.weight", false},
+        {"lm_head.weight", false},
+    };
+    cq_error err = CQ_ERROR_INIT;
+    cq_select s;
+    cJSON *c = config_for("OPTForCausalLM");
+    CQ_CHECK_OK(cq_select_init(&s, c, NULL, 0, NULL, 0, &err), &err);
+    CQ_CHECK(!strcmp(cq_select_rule_name(&s), "llama") && s.desc);
+    for (size_t i = 0; i < sizeof opt / sizeof *opt; i++)
+        if (cq_select_tensor(&s, opt[i].name, CQ_DT_F16, 2) != opt[i].pick)
+            CQ_FAIL("opt rule on '%s': want %d", opt[i].name, opt[i].pick);
+    cJSON_Delete(c);
+}
