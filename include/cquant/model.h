@@ -188,7 +188,7 @@ float *cq_layer_linear(const cq_layer_weights *w, int which);
 /* MoE only: the expert slot of a MoE Linear index, or -1. */
 int cq_linear_expert(int which);
 /* Routing of one token (exposed for tests): softmax of the router logits in f32, the top_k
- * experts by probability (equal probabilities: lower index first, as torch.topk on CPU),
+ * experts by probability (equal probabilities: lower index first; torch.topk documents no order),
  * renormalized over the top k when norm_topk_prob (always for Mixtral). idx/wt: [top_k]. */
 void cq_moe_route(const cq_model_config *cfg, const float *logits, float *probs, int32_t *idx,
                   float *wt);

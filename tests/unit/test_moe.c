@@ -227,7 +227,7 @@ CQ_TEST(moe_route_ties_and_renorm)
     float lg[4] = {0.5f, 1.0f, 1.0f, 0.25f}, p[4], wt[2];
     int32_t idx[2];
     cq_moe_route(&c, lg, p, idx, wt);
-    CQ_CHECK_EQ_INT(idx[0], 1); /* equal logits: lower index first, as torch.topk */
+    CQ_CHECK_EQ_INT(idx[0], 1); /* equal logits: lower index first (documented choice) */
     CQ_CHECK_EQ_INT(idx[1], 2);
     CQ_CHECK_NEAR(wt[0], 0.5, 1e-7);
     c.norm_topk_prob = false;
