@@ -192,7 +192,8 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
     /* Dims are bounded by cq_config_parse; T·dim is checked here before any product. */
     /* sgemm takes int dimensions */
     bool ok = T <= INT32_MAX && T <= INT64_MAX / 4 / (cfg->intermediate + wide + 1);
-    int64_t big = ok ? T * cfg->intermediate : 0;
+    /* the dense MLP's activations; a model whose layers are all sparse never uses them */
+    int64_t big = ok && cq_moe_has_dense_mlp(cfg) ? T * cfg->intermediate : 1;
     ok = ok && (m->cos = alloc_f32(max_seqlen * half + 1)) &&
          (m->sin = alloc_f32(max_seqlen * half + 1));
     ok = ok && (m->xn = alloc_f32(T * cfg->hidden)) && (m->q = alloc_f32(T * qd)) &&

@@ -259,16 +259,20 @@ static int clip_linear(drv *d, int lin, cq_awq_layer_report *rep, cq_error *err)
 static int rec_alloc(drv *d, cq_error *err)
 {
     const cq_model_config *c = d->cfg;
-    int64_t cols[4] = {c->hidden, c->n_heads * c->head_dim, c->hidden, c->intermediate};
+    bool dense = false; /* a sparse layer's down inputs are the experts' (awq_moe.c) */
+    for (int64_t l = 0; l < c->n_layers; l++)
+        dense = dense || !cq_layer_is_moe(c, l);
+    int64_t cols[4] = {c->hidden, c->n_heads * c->head_dim, c->hidden,
+                       dense ? c->intermediate : 0};
     d->in.tokens = d->tokens;
     for (int i = 0; i < 4; i++) {
         d->in.cols[i] = cols[i];
-        if (!(d->in.x[i] = malloc((size_t)(d->tokens * cols[i]) * sizeof(float))))
+        if (!(d->in.x[i] = malloc((size_t)(d->tokens * cols[i]) * sizeof(float) + 1)))
             return cq_errorf(err, CQ_E_NOMEM, "out of memory recording %lld calibration tokens",
                              (long long)d->tokens);
     }
     for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
-        if (!(d->s[g] = malloc((size_t)cols[group_hook[g]] * sizeof(float))))
+        if (!(d->s[g] = malloc((size_t)cols[group_hook[g]] * sizeof(float) + 1)))
             return cq_errorf(err, CQ_E_NOMEM, "out of memory");
     size_t hb = (size_t)(d->tokens * c->hidden) * sizeof(float);
     if (!(d->hidden = malloc(hb)) || !(d->next = malloc(hb)))

@@ -393,6 +393,26 @@ static void *xmalloc(size_t a, size_t b, bool *fail)
     return p;
 }
 
+/* Does some layer use the dense MLP points? (Mixtral's layers are all sparse: their MLP
+ * inputs go to gptq_moe.) */
+static bool dense_mlp(const cq_model_config *c)
+{
+    for (int64_t l = 0; l < c->n_layers; l++)
+        if (!cq_layer_is_moe(c, l))
+            return true;
+    return false;
+}
+
+/* Input width of hook point p, 0 when no layer uses it. */
+static int64_t point_cols(const cq_model_config *c, int p)
+{
+    int64_t rows, cols;
+    if (p >= CQ_HOOK_GATEUP_IN && !dense_mlp(c))
+        return 0;
+    cq_linear_shape(c, point_lins[p][0], &rows, &cols);
+    return cols;
+}
+
 static int drv_setup(drv *d, cq_error *err)
 {
     const cq_model_config *c = d->cfg;
@@ -404,9 +424,8 @@ static int drv_setup(drv *d, cq_error *err)
         maxw = rows * cols > maxw ? rows * cols : maxw;
     }
     for (int p = 0; p < N_POINTS; p++) {
-        cq_linear_shape(c, point_lins[p][0], &rows, &cols);
-        d->acc.cols[p] = cols;
-        maxc = cols > maxc ? cols : maxc;
+        d->acc.cols[p] = point_cols(c, p);
+        maxc = d->acc.cols[p] > maxc ? d->acc.cols[p] : maxc;
     }
     int64_t chunk = effective_chunk(d->o, d->n_seq, d->seqlen);
     d->chunk_seqs = chunk / d->seqlen;
@@ -491,9 +510,11 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
         int64_t lin = (g > m ? g : m) + rows * cols * (4 + 1); /* + wq, qresult codes */
         worst = lin > worst ? lin : worst;
     }
+    maxc = 0;
     for (int pt = 0; pt < N_POINTS; pt++) {
-        cq_linear_shape(c, point_lins[pt][0], &rows, &cols);
+        cols = point_cols(c, pt);
         sumh += cols * cols;
+        maxc = cols > maxc ? cols : maxc;
     }
     int64_t chunk = effective_chunk(o, n_seq, seqlen);
     int64_t qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
