@@ -278,7 +278,8 @@ int cq_embed_seqs(const cq_model_config *cfg, const cq_st_model *st, const int32
                   int64_t n_seq, int64_t seqlen, float *hidden, cq_error *err);
 
 /* One decoder layer over n_seq sequences of seqlen tokens: out = in + attn(norm(in)), then
- * out += mlp(norm(out)). in/out are [n_seq·seqlen x hidden]; out may equal in. */
+ * out += mlp(norm(out)) (post-LN OPT: h = norm(in + attn(in)), out = norm(h + mlp(h)), and the
+ * QKV_IN hook sees `in` itself). in/out are [n_seq·seqlen x hidden]; out may equal in. */
 int cq_layer_forward(cq_llama *m, const cq_layer_weights *w, const float *in, float *out,
                      int64_t n_seq, int64_t seqlen, cq_layer_hook hook, void *hook_ctx,
                      cq_error *err);

@@ -8,9 +8,9 @@
 A="$CQ_SRC/tests/data/arch"
 C="$CQ_SRC/data/calib-docs.txt"
 
-# nll MODEL: mean nll over 8 windows of 32 tokens of the calibration text
+# nll MODEL: mean nll over 4 windows of 32 tokens of the calibration text
 nll() {
-    "$CQ_BIN" eval --json --seqlen 32 --max-windows 8 "$1" "$C" >"$T/ev" 2>"$T/everr" || {
+    "$CQ_BIN" eval --json --seqlen 32 --max-windows 4 "$1" "$C" >"$T/ev" 2>"$T/everr" || {
         fail "eval $1"
         sed 's/^/  stderr: /' "$T/everr" | head -3 >&2
         echo nan
@@ -32,9 +32,9 @@ for n in opt opt350 qwen2 qwen3 mistral; do
     f=$(nll "$M")
     expect 0 "$CQ_BIN" -q rtn --group 32 "$M" -o "$T/$n-rtn"
     eq "$(json_num "$T/$n-rtn/cquant-report.json" quantized)" $lin "$n rtn: Linears quantized"
-    expect 0 "$CQ_BIN" -q gptq --group 32 --samples 4 --seqlen 32 "$M" "$C" -o "$T/$n-gptq"
+    expect 0 "$CQ_BIN" -q gptq --group 32 --samples 2 --seqlen 32 "$M" "$C" -o "$T/$n-gptq"
     eq "$(json_num "$T/$n-gptq/cquant-report.json" quantized)" $lin "$n gptq: Linears quantized"
-    expect 0 "$CQ_BIN" -q awq --group 32 --calib-block 32 --calib-docs 8 --grid 5 "$M" "$C" \
+    expect 0 "$CQ_BIN" -q awq --group 32 --calib-block 32 --calib-docs 4 --grid 5 "$M" "$C" \
         -o "$T/$n-awq"
     eq "$(json_num "$T/$n-awq/cquant-report.json" quantized)" $lin "$n awq: Linears quantized"
     expect 0 "$CQ_BIN" -q dequant "$T/$n-gptq" -o "$T/$n-deq"
