@@ -26,6 +26,8 @@ typedef struct cq_awq_opts {
     double max_shrink;    /* steps while i < max_shrink·clip_grid (0.5) */
     int64_t clip_tokens;  /* sampled tokens: every max(1, tokens/clip_tokens)-th (512) */
     int threads;          /* row-parallel parts; 0 = online CPUs */
+    int64_t moe_min_tokens; /* MoE: experts routed fewer calibration tokens take their
+                               statistics from all tokens (0 = auto: hidden/8, at least 1) */
 } cq_awq_opts;
 
 void cq_awq_opts_defaults(cq_awq_opts *o);
@@ -122,6 +124,22 @@ void cq_awq_apply_clip(float *w, int64_t rows, int64_t cols, int64_t group, cons
 
 enum { CQ_AWQ_G_QKV, CQ_AWQ_G_O, CQ_AWQ_G_GATEUP, CQ_AWQ_G_DOWN, CQ_AWQ_N_GROUPS };
 
+/* A sparse layer's experts (docs/moe.md). */
+typedef struct cq_awq_expert_report {
+    int64_t routed_tokens;   /* calibration tokens the router sent to it (all: shared) */
+    int64_t stat_tokens;     /* tokens its down scale search and clipping used */
+    bool fallback;           /* routed_tokens < min_tokens: statistics from all tokens */
+    bool down_searched;
+    double down_ratio, down_loss_before, down_loss_after;
+    double shrink[3];        /* clip mean max_val/max|w| of gate, up, down (1: not clipped) */
+} cq_awq_expert_report;
+
+typedef struct cq_awq_moe_report {
+    int64_t n_slots;         /* experts (+1: the shared expert, last) */
+    int64_t min_tokens;
+    const cq_awq_expert_report *experts;
+} cq_awq_moe_report;
+
 typedef struct cq_awq_layer_report {
     int64_t layer;
     struct {
@@ -133,6 +151,10 @@ typedef struct cq_awq_layer_report {
         bool clipped;
         double mean_shrink;  /* mean over groups of chosen max_val / org max|w| */
     } lin[CQ_LIN_COUNT];
+    /* sparse layers: group[CQ_AWQ_G_GATEUP] is the block's search over every expert's
+     * gate/up (the router's columns are scaled with them, so routing is unchanged); the down
+     * scales are per expert here. NULL for dense layers. */
+    const cq_awq_moe_report *moe;
 } cq_awq_layer_report;
 
 const char *cq_awq_group_name(int g);  /* "self_attn.qkv", "self_attn.o", "mlp.gate_up", ... */

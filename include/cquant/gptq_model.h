@@ -40,6 +40,11 @@ typedef struct cq_gptq_lin_stats {
     int damp_tries;
     int64_t dead_cols;
     double seconds;           /* quantize + metrics */
+    /* MoE experts (docs/moe.md): set by cq_gptq_model_run, expert = -1 for other Linears */
+    int expert;               /* expert slot (n_experts = the shared expert) */
+    int64_t routed_tokens;    /* calibration tokens the router sent to it (all: shared) */
+    int64_t hessian_tokens;   /* tokens its Hessian was accumulated from */
+    bool moe_fallback;        /* routed_tokens < the threshold: H from all the layer's tokens */
 } cq_gptq_lin_stats;
 
 /* GPTQ one Linear and measure it (the shared step of the calibration and statistics paths):
@@ -65,7 +70,13 @@ typedef struct cq_gptq_hooks {
 typedef struct cq_gptq_model_opts {
     bool true_sequential;     /* default true (AutoGPTQ's default; [IST] defaults false) */
     int64_t chunk_tokens;     /* tokens per forward chunk (0 = 4096, at least seqlen) */
+    int64_t moe_min_tokens;   /* MoE: an expert routed fewer calibration tokens than this gets
+                                 the all-tokens Hessian fallback (0 = auto: hidden/8, at least
+                                 1; an expert with no token always falls back) */
 } cq_gptq_model_opts;
+
+/* The threshold cq_gptq_model_run uses for this config and options. */
+int64_t cq_gptq_moe_min_tokens(const cq_model_config *cfg, const cq_gptq_model_opts *o);
 
 void cq_gptq_model_opts_defaults(cq_gptq_model_opts *o);
 

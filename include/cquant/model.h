@@ -31,7 +31,16 @@ typedef enum cq_arch {
     CQ_ARCH_QWEN2,
     CQ_ARCH_QWEN3,
     CQ_ARCH_OPT,
+    CQ_ARCH_MIXTRAL,   /* mixture of experts (moe.c, docs/moe.md) */
+    CQ_ARCH_QWEN2_MOE,
+    CQ_ARCH_QWEN3_MOE,
 } cq_arch;
+/* How a MoE checkpoint names its experts (docs/moe.md). */
+typedef enum cq_moe_names {
+    CQ_MOE_NAMES_MIXTRAL, /* block_sparse_moe.gate, block_sparse_moe.experts.N.w1/w3/w2 */
+    CQ_MOE_NAMES_QWEN     /* mlp.gate, mlp.experts.N.gate_proj/up_proj/down_proj,
+                             mlp.shared_expert.*, mlp.shared_expert_gate */
+} cq_moe_names;
 typedef enum cq_rope_type { CQ_ROPE_DEFAULT, CQ_ROPE_LINEAR, CQ_ROPE_LLAMA3 } cq_rope_type;
 typedef enum cq_norm_kind { CQ_NORM_RMS, CQ_NORM_LAYER } cq_norm_kind;
 typedef enum cq_act_kind { CQ_ACT_SWIGLU, CQ_ACT_RELU } cq_act_kind;
@@ -98,6 +107,16 @@ typedef struct cq_model_config {
     bool norm_bias;            /* LayerNorm with bias (layer_norm_elementwise_affine) */
     int64_t word_dim;          /* word_embed_proj_dim when != hidden (project_in/out), else 0 */
     int64_t pos_offset;        /* learned positions start at this row (OPT: 2) */
+    /* mixture of experts (docs/moe.md); n_experts == 0 for dense models */
+    int64_t n_experts;         /* num_local_experts (Mixtral) / num_experts (Qwen) */
+    int64_t top_k;             /* num_experts_per_tok */
+    int64_t moe_intermediate;  /* an expert's width: moe_intermediate_size (Qwen) or
+                                  intermediate_size (Mixtral, whose layers are all sparse) */
+    int64_t shared_intermediate; /* shared_expert_intermediate_size (Qwen2-MoE); 0 = none */
+    bool norm_topk_prob;       /* renormalize the top-k probabilities (Mixtral: always) */
+    cq_moe_names moe_names;
+    int64_t sparse_step;       /* decoder_sparse_step: layer l is sparse when (l+1) % step == 0 */
+    unsigned char mlp_only[512]; /* bitmap of mlp_only_layers (dense despite the step) */
 } cq_model_config;
 
 /* Parse config.json text; `path` only names the file in errors. An architecture other than
@@ -112,16 +131,72 @@ int cq_config_check(cq_model_config *cfg, const cq_st_model *st, cq_error *err);
  * (including llama3 / linear scaling). */
 void cq_rope_inv_freq(const cq_model_config *cfg, float *inv_freq);
 
+typedef struct cq_llama cq_llama;
+
 /* ---- one decoder layer ---- */
+/* MoE Linears extend the `which` numbering: which = CQ_LIN_MOE_BASE + 3·slot + part, where
+ * slot < n_experts is a routed expert and slot == n_experts the shared expert (Qwen2-MoE), and
+ * part is CQ_MOE_GATE (w1 / gate_proj), CQ_MOE_UP (w3 / up_proj) or CQ_MOE_DOWN (w2 /
+ * down_proj). The router (and Qwen2-MoE's shared_expert_gate) is not a quantized Linear: it
+ * stays float (moe.c). */
+#define CQ_LIN_MOE_BASE 16
+enum { CQ_MOE_GATE, CQ_MOE_UP, CQ_MOE_DOWN };
+#define CQ_LIN_EXPERT(slot, part) (CQ_LIN_MOE_BASE + 3 * (slot) + (part))
+/* Hook points of the MoE block: the input of an expert's gate/up (part 0: the rows of the
+ * tokens routed to it, all tokens for the shared expert) and of its down (part 1: its SwiGLU
+ * activations of those rows). CQ_HOOK_GATEUP_IN still sees every token's normed input first. */
+#define CQ_HOOK_MOE_BASE 16
+#define CQ_HOOK_EXPERT(slot, part) (CQ_HOOK_MOE_BASE + 2 * (slot) + (part))
+
+typedef struct cq_moe_weights {
+    float *router;              /* gate [n_experts x hidden], float */
+    float **lin;                /* [3·(n_experts + shared)] W[out x in], index 3·slot + part */
+    float *shared_gate;         /* shared_expert_gate [hidden] (1 x hidden), or NULL */
+    int64_t n_slots;            /* n_experts (+1 with a shared expert) */
+    float *gate_up;             /* owned: every slot's gate then up, contiguous [gate_up_rows x
+                                   hidden] (AWQ scales them as one group); lin[3·s], lin[3·s+1]
+                                   point into it */
+    int64_t gate_up_rows;
+} cq_moe_weights;
+
 typedef struct cq_layer_weights {
-    float *lin[CQ_LIN_COUNT];   /* W[out x in], owned; NULL when the architecture lacks it */
+    float *lin[CQ_LIN_COUNT];   /* W[out x in], owned; NULL when the architecture lacks it (or
+                                   gate/up/down when every layer is sparse) */
     float *bias[CQ_LIN_COUNT];  /* [out] or NULL when the config has no such bias */
     float *in_norm;             /* input_layernorm [hidden] */
     float *post_norm;           /* post_attention_layernorm [hidden] */
     float *in_norm_bias;        /* LayerNorm biases [hidden], or NULL (RMSNorm) */
     float *post_norm_bias;
     float *q_norm, *k_norm;     /* [head_dim] (Qwen3), or NULL */
+    bool sparse;                /* the MLP is the MoE block `moe` (set by the loaders) */
+    cq_moe_weights moe;         /* allocated when the config has experts */
 } cq_layer_weights;
+
+/* ---- mixture of experts (moe.c) ---- */
+/* Is layer `layer`'s MLP a MoE block? */
+bool cq_layer_is_moe(const cq_model_config *cfg, int64_t layer);
+/* One past the largest Linear index of the config (CQ_LIN_COUNT for dense models). */
+int cq_linear_end(const cq_model_config *cfg);
+/* Does layer `layer` have Linear `which` (dense MLP Linears in dense layers, experts in MoE
+ * layers, attention everywhere)? */
+bool cq_layer_has_linear(const cq_model_config *cfg, int64_t layer, int which);
+/* Module name within the layer ("self_attn.q_proj", "block_sparse_moe.experts.3.w1",
+ * "mlp.shared_expert.down_proj") into buf; returns buf. */
+const char *cq_linear_module(const cq_model_config *cfg, int which, char *buf, size_t n);
+/* The weight buffer of Linear `which` in w (NULL when absent). */
+float *cq_layer_linear(const cq_layer_weights *w, int which);
+/* MoE only: the expert slot of a MoE Linear index, or -1. */
+int cq_linear_expert(int which);
+/* Routing of one token (exposed for tests): softmax of the router logits in f32, the top_k
+ * experts by probability (equal probabilities: lower index first; torch.topk documents no order),
+ * renormalized over the top k when norm_topk_prob (always for Mixtral). idx/wt: [top_k]. */
+void cq_moe_route(const cq_model_config *cfg, const float *logits, float *probs, int32_t *idx,
+                  float *wt);
+/* The MoE calibration fallback of the forward context: for experts e with all_tokens[e] != 0
+ * the down-input hook point sees that expert's activations of EVERY token of the chunk (the
+ * Hessian-only fallback of docs/moe.md), while the layer output still uses the real routing.
+ * NULL clears it. The array is borrowed until cleared. */
+void cq_llama_moe_all_tokens(cq_llama *m, const unsigned char *all_tokens);
 
 /* Llama's names: "self_attn.q_proj", ..., "mlp.down_proj" (for messages without a config). */
 const char *cq_linear_name(int which);
@@ -132,9 +207,9 @@ bool cq_linear_present(const cq_model_config *cfg, int which);
 bool cq_linear_has_bias(const cq_model_config *cfg, int which);
 /* Width of the embeddings and lm_head: word_dim, or hidden when 0. */
 int64_t cq_word_dim(const cq_model_config *cfg);
-/* Shape of a Linear: rows = out features, cols = in features. */
+/* Shape of a Linear (any `which`, MoE ones too): rows = out features, cols = in features. */
 void cq_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, int64_t *cols);
-/* The hook point whose input feeds this Linear. */
+/* The hook point whose input feeds this Linear (CQ_HOOK_EXPERT(slot, part) for experts). */
 int cq_linear_hook_point(int which);
 /* "<layers>.<layer>.<module><suffix>" into buf, e.g. ("model.decoder.layers.3.fc1", ".weight");
  * suffix may be "" . */
@@ -175,7 +250,6 @@ int cq_head_load(cq_head_weights *h, const cq_model_config *cfg, const cq_st_mod
 void cq_head_release(cq_head_weights *h);
 
 /* ---- runtime ---- */
-typedef struct cq_llama cq_llama;
 
 /* Receives the input of each Linear group (x [n_tokens x cols], row-major; valid only during
  * the call). layer_forward processes sequences in chunks of at most `chunk_tokens`, so the hook

@@ -34,6 +34,10 @@ int cq_select_init(cq_select *s, const cJSON *config, const char *const *include
  * Thread-safe (reads s only). */
 bool cq_select_tensor(const cq_select *s, const char *name, cq_dtype dtype, int ndim);
 
+/* Is this tensor a MoE router weight (block_sparse_moe.gate, mlp.gate, shared_expert_gate)?
+ * Routers are never quantized; writers list them as float modules for loaders. */
+bool cq_select_is_router(const char *name);
+
 /* The rule set: "llama" (any architecture of cq_arch_lookup) or "generic". */
 const char *cq_select_rule_name(const cq_select *s);
 

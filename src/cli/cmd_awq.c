@@ -74,6 +74,49 @@ typedef struct layer_ctx {
     const cq_model_config *cfg;
 } layer_ctx;
 
+/* A sparse layer's experts: routed tokens, fallback, down search, clipping (docs/report.md). */
+static cJSON *moe_json(const cq_awq_moe_report *m, const cq_model_config *cfg)
+{
+    cJSON *o = cJSON_CreateObject(), *ex = NULL;
+    cJSON_AddNumberToObject(o, "min_tokens", (double)m->min_tokens);
+    ex = cJSON_AddArrayToObject(o, "experts");
+    for (int64_t s = 0; s < m->n_slots; s++) {
+        const cq_awq_expert_report *e = &m->experts[s];
+        cJSON *j = cJSON_CreateObject();
+        if (s == cfg->n_experts)
+            cJSON_AddStringToObject(j, "expert", "shared");
+        else
+            cJSON_AddNumberToObject(j, "expert", (double)s);
+        cJSON_AddNumberToObject(j, "routed_tokens", (double)e->routed_tokens);
+        cJSON_AddNumberToObject(j, "stat_tokens", (double)e->stat_tokens);
+        cJSON_AddStringToObject(j, "fallback", e->fallback ? "all_tokens" : "none");
+        if (e->down_searched) {
+            cJSON_AddNumberToObject(j, "down_ratio", e->down_ratio);
+            cJSON_AddNumberToObject(j, "down_loss_before", e->down_loss_before);
+            cJSON_AddNumberToObject(j, "down_loss_after", e->down_loss_after);
+        }
+        cJSON *c = cJSON_AddArrayToObject(j, "clip_mean_shrink");
+        for (int p = 0; p < 3; p++)
+            cJSON_AddItemToArray(c, cJSON_CreateNumber(e->shrink[p]));
+        cJSON_AddItemToArray(ex, j);
+    }
+    return o;
+}
+
+static void log_moe(const cq_awq_layer_report *rep)
+{
+    char line[2048];
+    size_t n = 0;
+    const cq_awq_moe_report *m = rep->moe;
+    for (int64_t s = 0; s < m->n_slots && n < sizeof line; s++) {
+        int k = snprintf(line + n, sizeof line - n, " %lld%s", (long long)m->experts[s].routed_tokens,
+                         m->experts[s].fallback ? "*" : "");
+        n += k > 0 ? (size_t)k : 0;
+    }
+    cq_info("layer %lld experts, routed calibration tokens:%s (* = fewer than %lld: statistics "
+            "from all tokens)", (long long)rep->layer, line, (long long)m->min_tokens);
+}
+
 static cJSON *layer_json(const cq_awq_layer_report *rep, const cq_model_config *cfg)
 {
     cJSON *o = cJSON_CreateObject(), *groups = cJSON_AddArrayToObject(o, "groups");
@@ -88,6 +131,8 @@ static cJSON *layer_json(const cq_awq_layer_report *rep, const cq_model_config *
             cJSON_AddNumberToObject(e, "loss_before", rep->group[g].loss_before);
             cJSON_AddNumberToObject(e, "loss_after", rep->group[g].loss_after);
             cJSON_AddNumberToObject(e, "seconds", rep->group[g].seconds);
+        } else if (rep->moe && g == CQ_AWQ_G_DOWN) {
+            cJSON_AddStringToObject(e, "reason", "per expert: see moe.experts");
         } else {
             bool vo = g == CQ_AWQ_G_O;
             cJSON_AddStringToObject(e, "reason", vo ? "v_proj and o_proj shapes differ (GQA)"
@@ -99,11 +144,15 @@ static cJSON *layer_json(const cq_awq_layer_report *rep, const cq_model_config *
     for (int l = 0; l < CQ_LIN_COUNT; l++)
         if (rep->lin[l].clipped)
             cJSON_AddNumberToObject(clip, cq_arch_linear_name(cfg, l), rep->lin[l].mean_shrink);
+    if (rep->moe)
+        cJSON_AddItemToObject(o, "moe", moe_json(rep->moe, cfg));
     return o;
 }
 
 static void log_layer(const cq_awq_layer_report *rep)
 {
+    if (rep->moe)
+        log_moe(rep);
     for (int g = 0; g < CQ_AWQ_N_GROUPS; g++) {
         if (!rep->group[g].done) {
             cq_info("layer %lld %-16s skipped (no foldable input: v/o shapes differ or post-LN)",
@@ -228,6 +277,7 @@ typedef struct awq_args {
     calib_opts co;
     const char *calib;
     bool no_clip, no_duo;
+    int moe_min_tokens;
     int64_t n_blocks, block_len;   /* the calibration actually used */
 } awq_args;
 
@@ -319,6 +369,9 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_BOOL(0, "no-clip", &a.no_clip, "skip the clipping search"),
         OPT_BOOL(0, "no-duo", &a.no_duo, "scales from activations only (llm-awq), not AutoAWQ's "
                  "duo scaling"),
+        OPT_INT(0, "moe-min-tokens", &a.moe_min_tokens, "N",
+                "MoE: experts routed fewer calibration tokens take their statistics from all "
+                "tokens (0 = hidden/8)", 0, INT32_MAX, NULL),
         OPT_INT(0, "calib-block", &a.co.block, "N", "tokens per calibration block (text CALIB)",
                 16, 1 << 20, NULL),
         OPT_INT(0, "calib-docs", &a.co.max_docs, "N", "documents accepted (text CALIB)", 1,
@@ -349,6 +402,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.job.q.sym = false; /* AutoAWQ zero_point: true, the only grid the GEMM layout holds */
     a.awq.clip = !a.no_clip;
     a.awq.duo_scaling = !a.no_duo;
+    a.awq.moe_min_tokens = a.moe_min_tokens;
     a.awq.threads = a.job.q.threads;
     a.job.quantizer = &cq_quantizer_awq;
     if (!(a.job.layout = cq_layout_find(format)))

@@ -105,6 +105,7 @@ static int add_report(void *ctx, cJSON *cfg, cq_error *err)
     gptq_args *a = ctx;
     (void)err;
     cJSON *o = cJSON_AddObjectToObject(cfg, "gptq");
+    a->report_section = o;
     cJSON_AddStringToObject(o, "calib", a->calib_path);
     cJSON_AddStringToObject(o, "calib_kind", a->calib_kind);
     if (a->stats) {
@@ -245,6 +246,9 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_BOOL(0, "true-sequential", &a.mo.true_sequential,
                  "re-collect each Linear group's inputs after quantizing the earlier groups "
                  "of the layer (default on; off: one pass per layer)"),
+        OPT_INT(0, "moe-min-tokens", &a.moe_min_tokens, "N",
+                "MoE: experts routed fewer calibration tokens get the Hessian of all tokens "
+                "(0 = hidden/8)", 0, INT32_MAX, NULL),
         OPT_INT(0, "samples", &a.samples, "N",
                 "calibration windows (text: default 128; calib.bin: the first N)", 1, 1 << 24,
                 NULL),
@@ -293,6 +297,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     bool samples_set = a.samples > 0, seqlen_set = a.seqlen > 0;
     a.job.model = argv[0];
     a.calib_path = n >= 2 ? argv[1] : NULL;
+    a.mo.moe_min_tokens = a.moe_min_tokens;
     a.job.q.sym = sym != 0;
     a.job.quantizer = &cq_quantizer_gptq;
     a.job.produce = gptq_produce;

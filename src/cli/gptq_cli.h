@@ -26,6 +26,8 @@ typedef struct gptq_args {
     int64_t stats_samples;
     char calib_digest[65];     /* sha256 of the ids (resume check) */
     const char *calib_kind;    /* "calib.bin" | "text" | "jsonl" | "statistics" */
+    int moe_min_tokens;        /* --moe-min-tokens (0 = auto) */
+    cJSON *report_section;     /* the report's "gptq" object (borrowed; MoE summary) */
 } gptq_args;
 
 /* The producer (job->produce); ctx is the gptq_args. */

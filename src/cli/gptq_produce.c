@@ -52,6 +52,8 @@ typedef struct prod {
     /* the current layer, for its progress line */
     int n_lin;
     double loss, rtn_loss, damp_max;
+    char moe_line[2048];       /* the layer's experts: routed tokens, '*' = fallback */
+    size_t moe_len;
 } prod;
 
 static double now_s(void)
@@ -71,10 +73,23 @@ static int64_t sink_index(const prod *p, const char *name)
 
 static void lin_name(const prod *p, char *buf, size_t n, int64_t layer, int lin)
 {
-    cq_layer_tensor_name(&p->cfg, layer, cq_arch_linear_name(&p->cfg, lin), ".weight", buf, n);
+    char mod[160];
+    cq_layer_tensor_name(&p->cfg, layer, cq_linear_module(&p->cfg, lin, mod, sizeof mod),
+                         ".weight", buf, n);
 }
 
 /* ---- report entries ---- */
+
+/* The MoE fields of an expert's entry (docs/report.md). */
+static void moe_json(cJSON *o, const cq_gptq_lin_stats *st, int64_t min_tokens)
+{
+    cJSON *m = cJSON_AddObjectToObject(o, "moe");
+    cJSON_AddNumberToObject(m, "expert", st->expert);
+    cJSON_AddNumberToObject(m, "routed_tokens", (double)st->routed_tokens);
+    cJSON_AddNumberToObject(m, "hessian_tokens", (double)st->hessian_tokens);
+    cJSON_AddNumberToObject(m, "min_tokens", (double)min_tokens);
+    cJSON_AddStringToObject(m, "fallback", st->moe_fallback ? "all_tokens_hessian" : "none");
+}
 
 static cJSON *stats_json(const cq_gptq_lin_stats *st)
 {
@@ -262,6 +277,9 @@ static void make_options(prod *p)
                      q->damp, q->block_size, q->max_damp_tries, a->mo.true_sequential,
                      (long long)a->mo.chunk_tokens, a->job.layout->name, a->job.max_shard_bytes,
                      a->job.strict);
+    if (a->mo.moe_min_tokens && k > 0 && (size_t)k < sizeof p->options)
+        k += snprintf(p->options + k, sizeof p->options - (size_t)k, " moe_min=%lld",
+                      (long long)a->mo.moe_min_tokens);
     for (int i = 0; i < a->job.include.n && k > 0 && (size_t)k < sizeof p->options; i++)
         k += snprintf(p->options + k, sizeof p->options - (size_t)k, " +%s",
                       a->job.include.items[i]);
@@ -471,6 +489,19 @@ static int hk_linear(void *ctx, int64_t layer, int lin, const float *w, const cq
     /* emit rounds scales in place (already F16 here: no change); it needs a mutable result */
     cq_qresult copy = *qr;
     cJSON *extra = stats_json(st);
+    if (st->expert >= 0) {
+        int64_t min_tokens = cq_gptq_moe_min_tokens(&p->cfg, &p->a->mo);
+        moe_json(extra, st, min_tokens);
+        if ((lin - CQ_LIN_MOE_BASE) % 3 == CQ_MOE_GATE && p->moe_len < sizeof p->moe_line) {
+            int k = st->expert == p->cfg.n_experts
+                        ? snprintf(p->moe_line + p->moe_len, sizeof p->moe_line - p->moe_len,
+                                   " shared:%lld", (long long)st->routed_tokens)
+                        : snprintf(p->moe_line + p->moe_len, sizeof p->moe_line - p->moe_len,
+                                   " %d:%lld%s", st->expert, (long long)st->routed_tokens,
+                                   st->moe_fallback ? "*" : "");
+            p->moe_len += k > 0 ? (size_t)k : 0;
+        }
+    }
     cq_debug("gptq: %s: loss %.4g (rtn %.4g) damp %g %.2fs", name, st->gptq_loss, st->rtn_loss,
              st->damp_used, st->seconds);
     int rc = emit(p, name, "gptq", w, &copy, st->seconds, extra, err);
@@ -497,6 +528,13 @@ static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, 
     cq_info("gptq: layer %lld/%lld: %d linears, loss %.4g (rtn %.4g), damp %g, %.1fs, ETA %.0fs",
             (long long)layer + 1, (long long)n, p->n_lin, p->loss, p->rtn_loss, p->damp_max,
             secs, eta);
+    if (p->moe_len)
+        cq_info("gptq: layer %lld/%lld experts, routed calibration tokens:%s (* = fewer than "
+                "%lld: Hessian from all %lld tokens)", (long long)layer + 1, (long long)n,
+                p->moe_line, (long long)cq_gptq_moe_min_tokens(&p->cfg, &p->a->mo),
+                (long long)(p->a->calib.n * p->a->calib.seqlen));
+    p->moe_len = 0;
+    p->moe_line[0] = 0;
     p->n_lin = 0;
     p->loss = p->rtn_loss = p->damp_max = 0;
     int rc = cq_quant_sink_sync(p->sink, err);
@@ -566,6 +604,49 @@ static void log_plan(const prod *p)
             (double)pl.forward / M);
 }
 
+/* report "gptq"."moe": per layer, the routed tokens of every expert (from the entries, which
+ * a resumed run restores) and the experts that used the fallback. */
+static void moe_summary(const prod *p, cJSON *section)
+{
+    cJSON *m = cJSON_AddObjectToObject(section, "moe");
+    cJSON_AddNumberToObject(m, "experts", (double)p->cfg.n_experts);
+    cJSON_AddNumberToObject(m, "top_k", (double)p->cfg.top_k);
+    cJSON_AddNumberToObject(m, "min_tokens", (double)cq_gptq_moe_min_tokens(&p->cfg, &p->a->mo));
+    cJSON_AddStringToObject(m, "fallback", "all_tokens_hessian");
+    cJSON *layers = cJSON_AddArrayToObject(m, "layers");
+    for (int64_t l = 0; l < p->cfg.n_layers; l++) {
+        if (!cq_layer_is_moe(&p->cfg, l))
+            continue;
+        cJSON *o = cJSON_CreateObject(), *tok = cJSON_CreateArray(), *fb = cJSON_CreateArray();
+        cJSON_AddNumberToObject(o, "layer", (double)l);
+        bool seen = false;
+        for (int64_t e = 0; e < p->cfg.n_experts; e++) {
+            char name[256];
+            double t = -1;
+            const cJSON *ent, *ex;
+            lin_name(p, name, sizeof name, l, (int)CQ_LIN_EXPERT(e, CQ_MOE_GATE));
+            cJSON_ArrayForEach(ent, p->linears)
+            {
+                ex = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ent,
+                                                      "extra"), "moe");
+                if (ex && !strcmp(str(ent, "name"), name)) {
+                    t = num(ex, "routed_tokens");
+                    if (str(ex, "fallback") && strcmp(str(ex, "fallback"), "none"))
+                        cJSON_AddItemToArray(fb, cJSON_CreateNumber((double)e));
+                }
+            }
+            seen = seen || t >= 0;
+            cJSON_AddItemToArray(tok, t >= 0 ? cJSON_CreateNumber(t) : cJSON_CreateNull());
+        }
+        cJSON_AddItemToObject(o, "routed_tokens", tok);
+        cJSON_AddItemToObject(o, "fallback_experts", fb);
+        if (seen)
+            cJSON_AddItemToArray(layers, o);
+        else
+            cJSON_Delete(o);
+    }
+}
+
 static int run_pipeline(prod *p, cq_error *err)
 {
     const gptq_args *a = p->a;
@@ -593,6 +674,8 @@ static int run_pipeline(prod *p, cq_error *err)
                                &a->job.q, &a->mo, &hk, err);
     if (rc == CQ_OK)
         rc = finish_leftovers(p, "not inside a decoder layer the calibration reaches", err);
+    if (rc == CQ_OK && p->cfg.n_experts > 0 && a->report_section)
+        moe_summary(p, a->report_section);
     /* The state is only for resuming: the committed folder does not carry it. */
     if (rc == CQ_OK && cq_remove_tree(p->dir) != 0)
         rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot remove", p->dir);

@@ -218,6 +218,13 @@ static int check_llama_shape(const run_state *s, const cq_select *sel, const cq_
         want_in = down ? inter : hidden;
     if (down || o)
         want_out = hidden;
+    /* MoE experts: hidden in (w1/w3, gate/up) or out (w2, down); their width is the model
+     * check's (cq_config_check) */
+    if (strstr(t->name, ".experts.") || strstr(t->name, ".shared_expert.")) {
+        bool edown = strstr(t->name, ".down_proj.") || strstr(t->name, ".w2.");
+        want_in = edown ? t->shape[1] : hidden;
+        want_out = edown ? hidden : -1;
+    }
     if ((want_in >= 0 && t->shape[1] != want_in) || (want_out >= 0 && t->shape[0] != want_out))
         return cq_errorf(err, CQ_E_SHAPE,
                          "tensor '%s' in '%s': shape [%lld, %lld] disagrees with config.json "
@@ -622,7 +629,8 @@ static void note_skipped(const run_state *s, cJSON *qcfg)
     const char *lay = s->job->layout->name;
     cJSON *list = NULL, *dyn = NULL;
     for (size_t i = 0; i < s->n_items; i++) {
-        if (s->items[i].action != ACT_SKIP)
+        bool router = s->items[i].t->ndim == 2 && cq_select_is_router(s->items[i].t->name);
+        if (s->items[i].action != ACT_SKIP && !router) /* MoE routers always stay float */
             continue;
         char module[1024], rx[2100];
         size_t len = strlen(s->items[i].t->name);

@@ -1,6 +1,7 @@
 /* The architectures the native forward pass runs: one description row each, so that a new
  * architecture is a row plus whatever its forward genuinely adds, not if-chains over names. */
 #include "cquant/model.h"
+#include "model/moe.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,25 @@ static const cq_arch_desc archs[] = {
      .embed = "model.decoder.embed_tokens", .final_norm = "model.decoder.final_layer_norm",
      .pos_embed = "model.decoder.embed_positions", .project_in = "model.decoder.project_in",
      .project_out = "model.decoder.project_out", .norm = CQ_NORM_LAYER, .act = CQ_ACT_RELU},
+    /* Mixture of experts (moe.c): the MoE block replaces the MLP of its sparse layers; the
+     * experts are Linears CQ_LIN_EXPERT(slot, part) beyond the slots. Mixtral has no dense
+     * MLP; Qwen MoE layers listed in mlp_only_layers keep Qwen2's. */
+    {.hf_name = "MixtralForCausalLM", .model_type = "mixtral", .arch = CQ_ARCH_MIXTRAL,
+     .layers = "model.layers",
+     .lin = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+             NULL, NULL, NULL},
+     .in_norm = "input_layernorm", .post_norm = "post_attention_layernorm",
+     .embed = "model.embed_tokens", .final_norm = "model.norm", .norm = CQ_NORM_RMS,
+     .act = CQ_ACT_SWIGLU},
+    {.hf_name = "Qwen2MoeForCausalLM", .model_type = "qwen2_moe", .arch = CQ_ARCH_QWEN2_MOE,
+     .layers = "model.layers", .lin = LLAMA_LINEARS, .in_norm = "input_layernorm",
+     .post_norm = "post_attention_layernorm", .embed = "model.embed_tokens",
+     .final_norm = "model.norm", .norm = CQ_NORM_RMS, .act = CQ_ACT_SWIGLU},
+    {.hf_name = "Qwen3MoeForCausalLM", .model_type = "qwen3_moe", .arch = CQ_ARCH_QWEN3_MOE,
+     .layers = "model.layers", .lin = LLAMA_LINEARS, .in_norm = "input_layernorm",
+     .post_norm = "post_attention_layernorm", .q_norm = "self_attn.q_norm",
+     .k_norm = "self_attn.k_norm", .embed = "model.embed_tokens", .final_norm = "model.norm",
+     .norm = CQ_NORM_RMS, .act = CQ_ACT_SWIGLU},
 };
 
 const cq_arch_desc *cq_arch_lookup(const char *name)
@@ -95,6 +115,26 @@ static int emit(each *e, const char *module, const char *suffix, float *data, in
     return e->fn(e->ctx, &t, err);
 }
 
+/* The router, then every expert's gate/up/down (shared expert last), then the shared expert's
+ * sigmoid gate; the routers are plain float tensors (lin -1). */
+static int moe_tensors(each *e, const cq_moe_weights *m, cq_error *err)
+{
+    const cq_model_config *c = e->cfg;
+    char mod[160];
+    int rc = emit(e, cq_moe_router_module(c), ".weight", m->router, 2, c->n_experts, c->hidden,
+                  -1, err);
+    for (int i = CQ_LIN_MOE_BASE; i < cq_linear_end(c) && rc == CQ_OK; i++) {
+        int64_t r, k;
+        cq_linear_shape(c, i, &r, &k);
+        rc = emit(e, cq_linear_module(c, i, mod, sizeof mod), ".weight",
+                  m->lin ? m->lin[i - CQ_LIN_MOE_BASE] : NULL, 2, r, k, i, err);
+    }
+    if (rc == CQ_OK && c->shared_intermediate > 0)
+        rc = emit(e, "mlp.shared_expert_gate", ".weight", m->shared_gate, 2, 1, c->hidden, -1,
+                  err);
+    return rc;
+}
+
 int cq_layer_foreach(const cq_model_config *cfg, cq_layer_weights *w, int64_t layer,
                      cq_layer_tensor_fn fn, void *ctx, cq_error *err)
 {
@@ -103,10 +143,11 @@ int cq_layer_foreach(const cq_model_config *cfg, cq_layer_weights *w, int64_t la
     const cq_layer_weights *z = w ? w : &none;
     each e = {.cfg = cfg, .layer = layer, .fn = fn, .ctx = ctx};
     int rc = CQ_OK;
+    bool sparse = cq_layer_is_moe(cfg, layer);
     for (int i = 0; i < CQ_LIN_COUNT && rc == CQ_OK; i++) {
         const char *mod = cq_arch_linear_name(cfg, i);
         int64_t r, c;
-        if (!mod)
+        if (!mod || (sparse && i >= CQ_LIN_GATE))
             continue;
         cq_linear_shape(cfg, i, &r, &c);
         rc = emit(&e, mod, ".weight", z->lin[i], 2, r, c, i, err);
@@ -127,6 +168,8 @@ int cq_layer_foreach(const cq_model_config *cfg, cq_layer_weights *w, int64_t la
         rc = emit(&e, d->q_norm, ".weight", z->q_norm, 1, cfg->head_dim, 0, -1, err);
     if (rc == CQ_OK && d && d->k_norm)
         rc = emit(&e, d->k_norm, ".weight", z->k_norm, 1, cfg->head_dim, 0, -1, err);
+    if (rc == CQ_OK && sparse)
+        rc = moe_tensors(&e, &z->moe, err);
     return rc;
 }
 

@@ -3,6 +3,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/json.h"
+#include "model/moe.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -164,12 +165,15 @@ static int parse_dims(const cJSON *root, const char *path, cq_model_config *cfg,
 static int parse_window(const cJSON *root, const char *path, cq_model_config *cfg, cq_error *err)
 {
     cfg->sliding_window = 0;
-    bool qwen = cfg->arch == CQ_ARCH_QWEN2 || cfg->arch == CQ_ARCH_QWEN3;
-    if (cfg->arch == CQ_ARCH_MISTRAL) {
+    bool qwen = cfg->arch == CQ_ARCH_QWEN2 || cfg->arch == CQ_ARCH_QWEN3 ||
+                cfg->arch == CQ_ARCH_QWEN2_MOE || cfg->arch == CQ_ARCH_QWEN3_MOE;
+    if (cfg->arch == CQ_ARCH_MISTRAL || cfg->arch == CQ_ARCH_MIXTRAL) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
         if (cJSON_IsNull(v))
             return CQ_OK;
-        return get_int(root, "sliding_window", 4096, &cfg->sliding_window, path, err);
+        /* MistralConfig defaults to 4096, MixtralConfig to None */
+        return get_int(root, "sliding_window", cfg->arch == CQ_ARCH_MISTRAL ? 4096 : 0,
+                       &cfg->sliding_window, path, err);
     }
     if (!qwen || !get_bool(root, "use_sliding_window", false))
         return CQ_OK;
@@ -240,6 +244,7 @@ int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq
     if (rc == CQ_OK) rc = get_num(root, "rms_norm_eps", 1e-6, &cfg->rms_eps, path, err);
     if (rc == CQ_OK) rc = parse_rope(root, path, cfg, err);
     if (rc == CQ_OK) rc = parse_window(root, path, cfg, err);
+    if (rc == CQ_OK) rc = cq_moe_parse_config(root, path, cfg, err);
     if (rc == CQ_OK) {
         /* Qwen2's q/k/v always carry a bias and o_proj never does; Qwen3 follows
          * attention_bias like Llama. */
@@ -247,6 +252,8 @@ int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq
         cfg->qkv_bias = cfg->arch == CQ_ARCH_QWEN2 ? true : ab;
         cfg->o_bias = cfg->arch == CQ_ARCH_QWEN2 ? false : ab;
         cfg->mlp_bias = cfg->arch == CQ_ARCH_LLAMA && get_bool(root, "mlp_bias", false);
+        if (cfg->arch == CQ_ARCH_QWEN2_MOE) /* Qwen2MoeConfig.qkv_bias, default true */
+            cfg->qkv_bias = get_bool(root, "qkv_bias", true);
         /* transformers' PretrainedConfig default is true; cq_config_check verifies it. */
         cfg->tie_embeddings = get_bool(root, "tie_word_embeddings", true);
     }

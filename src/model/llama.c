@@ -7,6 +7,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "model/moe.h"
 #include "model/vecmath.h"
 
 #include <cblas.h>
@@ -29,6 +30,8 @@ struct cq_llama {
     float *gate, *up, *tmp;
     float *scores;               /* [ATTN_ROW_BLOCK x max_seqlen] */
     float *logits;               /* [logit_rows x vocab] */
+    cq_moe_scratch *moe;         /* MoE block scratch (configs with experts) */
+    const unsigned char *moe_all; /* cq_llama_moe_all_tokens */
 };
 
 static const char *const linear_names[CQ_LIN_COUNT] = {
@@ -43,6 +46,10 @@ const char *cq_linear_name(int which)
 
 void cq_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, int64_t *cols)
 {
+    if (which >= CQ_LIN_MOE_BASE) {
+        cq_moe_linear_shape(cfg, which, rows, cols);
+        return;
+    }
     int64_t qd = cfg->n_heads * cfg->head_dim, kd = cfg->n_kv_heads * cfg->head_dim;
     int64_t r[CQ_LIN_COUNT] = {qd, kd, kd, cfg->hidden, cfg->intermediate, cfg->intermediate,
                                cfg->hidden};
@@ -54,6 +61,9 @@ void cq_linear_shape(const cq_model_config *cfg, int which, int64_t *rows, int64
 
 int cq_linear_hook_point(int which)
 {
+    if (which >= CQ_LIN_MOE_BASE)
+        return CQ_HOOK_EXPERT(cq_linear_expert(which),
+                              (which - CQ_LIN_MOE_BASE) % 3 == CQ_MOE_DOWN);
     static const int point[CQ_LIN_COUNT] = {CQ_HOOK_QKV_IN,    CQ_HOOK_QKV_IN,
                                             CQ_HOOK_QKV_IN,    CQ_HOOK_O_IN,
                                             CQ_HOOK_GATEUP_IN, CQ_HOOK_GATEUP_IN,
@@ -84,12 +94,12 @@ static float *alloc_f32(int64_t n)
 int cq_layer_alloc(cq_layer_weights *w, const cq_model_config *cfg, cq_error *err)
 {
     memset(w, 0, sizeof *w);
-    bool ok = true;
+    bool ok = cq_moe_alloc(&w->moe, cfg) == CQ_OK, dense = cq_moe_has_dense_mlp(cfg);
     int64_t H = cfg->hidden;
     for (int i = 0; i < CQ_LIN_COUNT; i++) {
         int64_t r, c, n;
-        if (!cq_linear_present(cfg, i))
-            continue;
+        if (!cq_linear_present(cfg, i) || (i >= CQ_LIN_GATE && !dense))
+            continue; /* absent in the architecture, or every layer is sparse */
         cq_linear_shape(cfg, i, &r, &c);
         ok = ok && cq_mul_i64(r, c, &n) == 0 && (w->lin[i] = alloc_f32(n));
         if (cq_linear_has_bias(cfg, i))
@@ -119,6 +129,7 @@ void cq_layer_release(cq_layer_weights *w)
                      w->k_norm};
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
         free(more[i]);
+    cq_moe_release(&w->moe);
     memset(w, 0, sizeof *w);
 }
 
@@ -181,7 +192,8 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
     /* Dims are bounded by cq_config_parse; T·dim is checked here before any product. */
     /* sgemm takes int dimensions */
     bool ok = T <= INT32_MAX && T <= INT64_MAX / 4 / (cfg->intermediate + wide + 1);
-    int64_t big = ok ? T * cfg->intermediate : 0;
+    /* the dense MLP's activations; a model whose layers are all sparse never uses them */
+    int64_t big = ok && cq_moe_has_dense_mlp(cfg) ? T * cfg->intermediate : 1;
     ok = ok && (m->cos = alloc_f32(max_seqlen * half + 1)) &&
          (m->sin = alloc_f32(max_seqlen * half + 1));
     ok = ok && (m->xn = alloc_f32(T * cfg->hidden)) && (m->q = alloc_f32(T * qd)) &&
@@ -190,6 +202,7 @@ int cq_llama_create(cq_llama **out, const cq_model_config *cfg, int64_t max_seql
          (m->tmp = alloc_f32(T * wide)) &&
          (m->scores = alloc_f32(ATTN_ROW_BLOCK * max_seqlen)) &&
          (m->logits = alloc_f32(m->logit_rows * cfg->vocab));
+    ok = ok && (cfg->n_experts <= 0 || (m->moe = cq_moe_scratch_new(cfg, T)));
     if (!ok) {
         cq_llama_free(m);
         return cq_errorf(err, CQ_E_NOMEM, "out of memory for forward scratch (%lld tokens per "
@@ -209,10 +222,16 @@ void cq_llama_free(cq_llama *m)
                      m->gate, m->up, m->tmp, m->scores, m->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
+    cq_moe_scratch_free(m->moe);
     free(m);
 }
 
 const cq_model_config *cq_llama_config(const cq_llama *m) { return &m->cfg; }
+
+void cq_llama_moe_all_tokens(cq_llama *m, const unsigned char *all_tokens)
+{
+    m->moe_all = all_tokens;
+}
 
 /* ---- kernels ---- */
 
@@ -370,6 +389,8 @@ static int mlp_chunk(cq_llama *m, const cq_layer_weights *w, const float *x, flo
                      int64_t T, cq_layer_hook hook, void *hctx, cq_error *err)
 {
     const cq_model_config *c = &m->cfg;
+    if (w->sparse)
+        return cq_moe_forward(m->moe, c, &w->moe, m->moe_all, x, out, T, hook, hctx, err);
     int64_t inter = c->intermediate, n = T * inter;
     if (c->desc && c->desc->act == CQ_ACT_RELU) { /* OPT: fc2(relu(fc1(x))) */
         cq_linear(x, T, c->hidden, w->lin[CQ_LIN_UP], w->bias[CQ_LIN_UP], inter, m->gate);

@@ -5,6 +5,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "model/moe.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -118,6 +119,7 @@ int cq_layer_load(cq_layer_weights *w, const cq_model_config *cfg, const cq_st_m
                   int64_t layer, cq_error *err)
 {
     int rc = w->lin[0] ? CQ_OK : cq_layer_alloc(w, cfg, err);
+    w->sparse = cq_layer_is_moe(cfg, layer);
     if (rc == CQ_OK)
         rc = cq_layer_foreach(cfg, w, layer, read_one, (void *)st, err);
     return rc;

@@ -55,6 +55,48 @@ static const char *in_layer(const char *name)
     return NULL;
 }
 
+/* Length of the decimal number at p (0 when none). */
+static size_t digits(const char *p)
+{
+    size_t n = 0;
+    while (p[n] >= '0' && p[n] <= '9')
+        n++;
+    return n;
+}
+
+/* Expert Linears: block_sparse_moe.experts.N.w1|w2|w3 (Mixtral),
+ * mlp.experts.N.gate_proj|up_proj|down_proj and mlp.shared_expert.* (Qwen MoE). The routers
+ * (block_sparse_moe.gate, mlp.gate, mlp.shared_expert_gate) are not among them. */
+static bool moe_match(const char *rest)
+{
+    static const char *const qwen[] = {"gate_proj.weight", "up_proj.weight", "down_proj.weight"};
+    static const char *const mix[] = {"w1.weight", "w2.weight", "w3.weight"};
+    const char *const *parts = NULL;
+    const char *p = NULL;
+    if (!strncmp(rest, "block_sparse_moe.experts.", 25)) {
+        p = rest + 25;
+        parts = mix;
+    } else if (!strncmp(rest, "mlp.experts.", 12)) {
+        p = rest + 12;
+        parts = qwen;
+    } else if (!strncmp(rest, "mlp.shared_expert.", 18)) {
+        p = rest + 18;
+        parts = qwen;
+    }
+    if (!p)
+        return false;
+    if (parts == mix || p != rest + 18) { /* an expert index */
+        size_t n = digits(p);
+        if (!n || p[n] != '.')
+            return false;
+        p += n + 1;
+    }
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(p, parts[i]))
+            return true;
+    return false;
+}
+
 /* "<layers>.N.<module>.weight" for one of the architecture's Linears. */
 static bool arch_match(const cq_arch_desc *d, const char *name)
 {
@@ -68,6 +110,9 @@ static bool arch_match(const cq_arch_desc *d, const char *name)
         rest++;
     if (*rest++ != '.')
         return false;
+    if (d->arch == CQ_ARCH_MIXTRAL || d->arch == CQ_ARCH_QWEN2_MOE || d->arch == CQ_ARCH_QWEN3_MOE)
+        if (moe_match(rest))
+            return true;
     for (int i = 0; i < CQ_LIN_COUNT; i++) {
         size_t n = d->lin[i] ? strlen(d->lin[i]) : 0;
         if (n && !strncmp(rest, d->lin[i], n) && !strcmp(rest + n, ".weight"))
@@ -98,11 +143,26 @@ static bool glob_any(const char *const *pats, int n, const char *name)
     return false;
 }
 
+static bool ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+bool cq_select_is_router(const char *name)
+{
+    size_t n = strlen(name);
+    return ends_with(name, n, ".mlp.gate.weight") ||
+           ends_with(name, n, ".block_sparse_moe.gate.weight") ||
+           ends_with(name, n, ".shared_expert_gate.weight");
+}
+
+/* MoE routers stay float (vLLM and transformers' quantized MoE kernels expect a float gate). */
 static bool never(const char *name)
 {
     size_t n = strlen(name);
-    return strstr(name, "embed") || strstr(name, "norm") ||
-           (n >= 14 && !strcmp(name + n - 14, "lm_head.weight"));
+    return strstr(name, "embed") || strstr(name, "norm") || ends_with(name, n, "lm_head.weight") ||
+           cq_select_is_router(name);
 }
 
 bool cq_select_tensor(const cq_select *s, const char *name, cq_dtype dtype, int ndim)

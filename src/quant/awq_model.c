@@ -8,6 +8,7 @@
 #include "cquant/awq.h"
 
 #include "cquant/checked.h"
+#include "quant/awq_moe.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -43,6 +44,9 @@ static int rec_hook(void *ctx, int which, const float *x, int64_t n, int64_t col
     return CQ_OK;
 }
 
+typedef struct drv drv;
+static int rec_any(void *ctx, int which, const float *x, int64_t n, int64_t cols);
+
 typedef struct drv {
     const cq_model_config *cfg;
     const cq_qconfig *q;
@@ -53,7 +57,25 @@ typedef struct drv {
     rec in;
     float *hidden, *next;
     float *s[CQ_AWQ_N_GROUPS];
+    awq_moe *moe;              /* configs with experts */
 } drv;
+
+/* The dense points into rec, the expert points into the MoE state. */
+static int rec_any(void *ctx, int which, const float *x, int64_t n, int64_t cols)
+{
+    drv *d = ctx;
+    if (which >= CQ_HOOK_MOE_BASE)
+        return d->moe ? awq_moe_hook(d->moe, which, x, n, cols) : CQ_E_INTERNAL;
+    return rec_hook(&d->in, which, x, n, cols);
+}
+
+/* The fallback statistics' forward (awq_moe_env): same weights, so the same output. */
+static int moe_forward(void *ctx, cq_error *err)
+{
+    drv *d = ctx;
+    return cq_layer_forward(d->m, &d->w, d->hidden, d->next, d->n_seq, d->seqlen, awq_moe_hook,
+                            d->moe, err);
+}
 
 /* Module-to-inspect evaluations: the layer with the group's Linears replaced. */
 typedef struct blk {
@@ -237,16 +259,20 @@ static int clip_linear(drv *d, int lin, cq_awq_layer_report *rep, cq_error *err)
 static int rec_alloc(drv *d, cq_error *err)
 {
     const cq_model_config *c = d->cfg;
-    int64_t cols[4] = {c->hidden, c->n_heads * c->head_dim, c->hidden, c->intermediate};
+    bool dense = false; /* a sparse layer's down inputs are the experts' (awq_moe.c) */
+    for (int64_t l = 0; l < c->n_layers; l++)
+        dense = dense || !cq_layer_is_moe(c, l);
+    int64_t cols[4] = {c->hidden, c->n_heads * c->head_dim, c->hidden,
+                       dense ? c->intermediate : 0};
     d->in.tokens = d->tokens;
     for (int i = 0; i < 4; i++) {
         d->in.cols[i] = cols[i];
-        if (!(d->in.x[i] = malloc((size_t)(d->tokens * cols[i]) * sizeof(float))))
+        if (!(d->in.x[i] = malloc((size_t)(d->tokens * cols[i]) * sizeof(float) + 1)))
             return cq_errorf(err, CQ_E_NOMEM, "out of memory recording %lld calibration tokens",
                              (long long)d->tokens);
     }
     for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
-        if (!(d->s[g] = malloc((size_t)cols[group_hook[g]] * sizeof(float))))
+        if (!(d->s[g] = malloc((size_t)cols[group_hook[g]] * sizeof(float) + 1)))
             return cq_errorf(err, CQ_E_NOMEM, "out of memory");
     size_t hb = (size_t)(d->tokens * c->hidden) * sizeof(float);
     if (!(d->hidden = malloc(hb)) || !(d->next = malloc(hb)))
@@ -265,6 +291,7 @@ static void drv_release(drv *d)
     free(d->next);
     cq_layer_release(&d->w);
     cq_llama_free(d->m);
+    awq_moe_free(d->moe);
 }
 
 static const int clipped_lins[] = {CQ_LIN_V, CQ_LIN_O, CQ_LIN_GATE, CQ_LIN_UP, CQ_LIN_DOWN};
@@ -277,17 +304,28 @@ static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn f
     rep.layer = l;
     memset(d->in.filled, 0, sizeof d->in.filled);
     int rc = cq_layer_load(&d->w, d->cfg, st, l, err);
+    bool sparse = d->w.sparse;
+    awq_moe_env env = {.m = d->m, .w = &d->w, .x_block = d->in.x[CQ_HOOK_GATEUP_IN],
+                       .tokens = d->tokens, .ctx = d, .forward = moe_forward};
+    if (rc == CQ_OK && sparse)
+        awq_moe_begin(d->moe);
     if (rc == CQ_OK)
-        rc = cq_layer_forward(d->m, &d->w, d->hidden, d->next, d->n_seq, d->seqlen, rec_hook,
-                              &d->in, err);
+        rc = cq_layer_forward(d->m, &d->w, d->hidden, d->next, d->n_seq, d->seqlen, rec_any, d,
+                              err);
+    if (rc == CQ_OK && sparse)
+        rc = awq_moe_prepare(d->moe, &env, err);
+    /* a sparse layer's MLP groups are the MoE block's (awq_moe.c) */
     for (int g = 0; g < CQ_AWQ_N_GROUPS && rc == CQ_OK; g++)
-        if (group_runs(d->cfg, g))
+        if (group_runs(d->cfg, g) && !(sparse && g >= CQ_AWQ_G_GATEUP))
             rc = search_group(d, g, &rep, err);
     if (rc == CQ_OK)
         fold_all(d, &rep);
+    if (rc == CQ_OK && sparse)
+        rc = awq_moe_layer(d->moe, &env, &rep, err);
     for (size_t i = 0; i < sizeof clipped_lins / sizeof *clipped_lins && rc == CQ_OK && d->o->clip;
          i++)
-        if (cq_linear_present(d->cfg, clipped_lins[i]))
+        if (cq_linear_present(d->cfg, clipped_lins[i]) &&
+            !(sparse && clipped_lins[i] >= CQ_LIN_GATE))
             rc = clip_linear(d, clipped_lins[i], &rep, err);
     if (rc == CQ_OK)
         rc = fn(ctx, l, &d->w, &rep, err);
@@ -316,6 +354,8 @@ int cq_awq_model_run(const cq_model_config *cfg, const cq_st_model *st, const in
         rc = cq_llama_create(&d.m, cfg, seqlen, AWQ_CHUNK_TOKENS, err);
     if (rc == CQ_OK)
         rc = rec_alloc(&d, err);
+    if (rc == CQ_OK && cfg->n_experts > 0)
+        rc = awq_moe_new(&d.moe, cfg, q, o, d.tokens, err);
     if (rc == CQ_OK)
         rc = cq_embed_seqs(cfg, st, ids, n_seq, seqlen, d.hidden, err);
     for (int64_t l = 0; l < cfg->n_layers && rc == CQ_OK; l++)

@@ -6,6 +6,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "quant/gptq_moe.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -206,6 +207,7 @@ typedef struct drv {
     cq_layer_weights w;
     float *wq;                 /* quantized weights of one Linear (largest size) */
     hacc acc;
+    gptq_moe *moe;             /* the experts' accumulators (configs with experts) */
 } drv;
 
 static const char *point_name(const drv *d, int p)
@@ -230,10 +232,21 @@ static bool wants(const drv *d, int64_t layer, int lin)
 
 static bool point_wanted(const drv *d, int64_t layer, int p)
 {
+    if (d->w.sparse && p >= CQ_HOOK_GATEUP_IN) /* the MoE block: gptq_moe_layer */
+        return false;
     for (int k = 0; k < 3 && point_lins[p][k] >= 0; k++)
         if (wants(d, layer, point_lins[p][k]))
             return true;
     return false;
+}
+
+/* The dense points go to hacc; a sparse layer's MLP input and expert points to gptq_moe. */
+static int pass_hook(void *ctx, int which, const float *x, int64_t n, int64_t cols)
+{
+    drv *d = ctx;
+    if (d->moe && (which >= CQ_HOOK_MOE_BASE || (which == CQ_HOOK_GATEUP_IN && d->w.sparse)))
+        return gptq_moe_hook(d->moe, which, x, n, cols);
+    return hacc_hook(&d->acc, which, x, n, cols);
 }
 
 /* One pass of the layer over every sequence; output to scratch (Hessian passes) or in place. */
@@ -246,7 +259,7 @@ static int layer_pass(drv *d, int64_t layer, bool in_place, cq_error *err)
         int64_t ns = d->n_seq - s0 < d->chunk_seqs ? d->n_seq - s0 : d->chunk_seqs;
         float *x = d->hidden + s0 * S * H;
         rc = cq_layer_forward(d->m, &d->w, x, in_place ? x : d->scratch, ns, S,
-                              in_place ? NULL : hacc_hook, &d->acc, err);
+                              in_place ? NULL : pass_hook, d, err);
     }
     if (rc != CQ_OK && d->acc.bad_point >= 0) {
         *err = (cq_error)CQ_ERROR_INIT; /* replace the forward's generic hook message */
@@ -259,21 +272,51 @@ static int layer_pass(drv *d, int64_t layer, bool in_place, cq_error *err)
     return rc;
 }
 
-static int quantize_lin(drv *d, int64_t layer, int lin, const double *h, cq_error *err)
+/* tag: the MoE fields of the stats (NULL: not an expert). */
+static int quantize_lin(drv *d, int64_t layer, int lin, const double *h,
+                        const cq_gptq_lin_stats *tag, cq_error *err)
 {
     int64_t rows, cols;
     cq_linear_shape(d->cfg, lin, &rows, &cols);
     cq_qresult qr = {0};
     cq_gptq_lin_stats st;
-    int rc = cq_gptq_linear(d->q, d->w.lin[lin], rows, cols, h, d->wq, &qr, &st, err);
+    float *w = cq_layer_linear(&d->w, lin);
+    int rc = cq_gptq_linear(d->q, w, rows, cols, h, d->wq, &qr, &st, err);
+    st.expert = tag ? tag->expert : -1;
+    st.routed_tokens = tag ? tag->routed_tokens : 0;
+    st.hessian_tokens = tag ? tag->hessian_tokens : d->n_seq * d->seqlen;
+    st.moe_fallback = tag && tag->moe_fallback;
     if (rc == CQ_OK && d->hk->linear_done)
-        rc = d->hk->linear_done(d->hk->ctx, layer, lin, d->w.lin[lin], &qr, &st, err);
+        rc = d->hk->linear_done(d->hk->ctx, layer, lin, w, &qr, &st, err);
     if (rc == CQ_OK) /* later passes see the quantized Linear (§E.13) */
-        memcpy(d->w.lin[lin], d->wq, (size_t)(rows * cols) * sizeof(float));
+        memcpy(w, d->wq, (size_t)(rows * cols) * sizeof(float));
     cq_qresult_release(&qr);
+    char mod[160];
     if (rc != CQ_OK)
-        cq_error_prefix(err, "layer %lld %s", (long long)layer, cq_arch_linear_name(d->cfg, lin));
+        cq_error_prefix(err, "layer %lld %s", (long long)layer,
+                        cq_linear_module(d->cfg, lin, mod, sizeof mod));
     return rc;
+}
+
+/* gptq_moe_env callbacks */
+static int env_pass(void *ctx, int64_t layer, cq_error *err)
+{
+    drv *d = ctx;
+    memset(d->acc.active, 0, sizeof d->acc.active); /* only the MoE accumulators listen */
+    d->acc.stop_after = -1;
+    return layer_pass(d, layer, false, err);
+}
+
+static int env_quantize(void *ctx, int64_t layer, int lin, const double *h,
+                        const cq_gptq_lin_stats *tag, cq_error *err)
+{
+    return quantize_lin(ctx, layer, lin, h, tag, err);
+}
+
+static bool env_wants(void *ctx, int64_t layer, int lin)
+{
+    const drv *d = ctx;
+    return !d->hk->wants || d->hk->wants(d->hk->ctx, layer, lin);
 }
 
 /* Collect the Hessians of the points in `mask` in one pass, then quantize their Linears. */
@@ -295,7 +338,7 @@ static int do_points(drv *d, int64_t layer, unsigned mask, cq_error *err)
         hacc_finish(d->acc.h[p], d->acc.cols[p], d->n_seq);
         for (int k = 0; k < 3 && point_lins[p][k] >= 0 && rc == CQ_OK; k++)
             if (wants(d, layer, point_lins[p][k]))
-                rc = quantize_lin(d, layer, point_lins[p][k], d->acc.h[p], err);
+                rc = quantize_lin(d, layer, point_lins[p][k], d->acc.h[p], NULL, err);
     }
     return rc;
 }
@@ -315,6 +358,10 @@ static int run_layer(drv *d, int64_t layer, cq_error *err)
         if (mask)
             rc = do_points(d, layer, mask, err);
     }
+    gptq_moe_env env = {.ctx = d, .m = d->m, .pass = env_pass, .quantize = env_quantize,
+                        .wants = env_wants};
+    if (rc == CQ_OK && d->w.sparse)
+        rc = gptq_moe_layer(d->moe, &env, layer, err);
     if (rc == CQ_OK)
         rc = layer_pass(d, layer, true, err);
     if (rc == CQ_OK && !all_finite(d->hidden, d->n_seq * d->seqlen * d->cfg->hidden))
@@ -346,24 +393,47 @@ static void *xmalloc(size_t a, size_t b, bool *fail)
     return p;
 }
 
+/* Does some layer use the dense MLP points? (Mixtral's layers are all sparse: their MLP
+ * inputs go to gptq_moe.) */
+static bool dense_mlp(const cq_model_config *c)
+{
+    for (int64_t l = 0; l < c->n_layers; l++)
+        if (!cq_layer_is_moe(c, l))
+            return true;
+    return false;
+}
+
+/* Input width of hook point p, 0 when no layer uses it. */
+static int64_t point_cols(const cq_model_config *c, int p)
+{
+    int64_t rows, cols;
+    if (p >= CQ_HOOK_GATEUP_IN && !dense_mlp(c))
+        return 0;
+    cq_linear_shape(c, point_lins[p][0], &rows, &cols);
+    return cols;
+}
+
 static int drv_setup(drv *d, cq_error *err)
 {
     const cq_model_config *c = d->cfg;
     int64_t maxc = 0, maxw = 0, rows, cols;
-    for (int l = 0; l < CQ_LIN_COUNT; l++) {
+    for (int l = 0; l < cq_linear_end(c); l++) {
+        if (l >= CQ_LIN_COUNT && l < CQ_LIN_MOE_BASE)
+            continue; /* no such index */
         cq_linear_shape(c, l, &rows, &cols);
         maxw = rows * cols > maxw ? rows * cols : maxw;
     }
     for (int p = 0; p < N_POINTS; p++) {
-        cq_linear_shape(c, point_lins[p][0], &rows, &cols);
-        d->acc.cols[p] = cols;
-        maxc = cols > maxc ? cols : maxc;
+        d->acc.cols[p] = point_cols(c, p);
+        maxc = d->acc.cols[p] > maxc ? d->acc.cols[p] : maxc;
     }
     int64_t chunk = effective_chunk(d->o, d->n_seq, d->seqlen);
     d->chunk_seqs = chunk / d->seqlen;
     int rc = cq_llama_create(&d->m, c, d->seqlen, chunk, err);
     if (rc == CQ_OK)
         rc = cq_layer_alloc(&d->w, c, err);
+    if (rc == CQ_OK && c->n_experts > 0)
+        rc = gptq_moe_new(&d->moe, c, d->o, d->n_seq, d->seqlen, err);
     if (rc != CQ_OK)
         return rc;
     bool fail = false;
@@ -392,6 +462,7 @@ static void drv_free(drv *d)
 {
     cq_llama_free(d->m);
     cq_layer_release(&d->w);
+    gptq_moe_free(d->moe);
     free(d->scratch);
     free(d->wq);
     free(d->acc.tmp);
@@ -426,8 +497,8 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
 {
     memset(p, 0, sizeof *p);
     int64_t rows, cols, maxc = 0, sumh = 0, lw = 0, worst = 0;
-    for (int l = 0; l < CQ_LIN_COUNT; l++) {
-        if (!cq_linear_present(c, l))
+    for (int l = 0; l < cq_linear_end(c); l++) {
+        if (l < CQ_LIN_COUNT ? !cq_linear_present(c, l) : l < CQ_LIN_MOE_BASE)
             continue;
         cq_linear_shape(c, l, &rows, &cols);
         lw += rows * cols;
@@ -439,9 +510,11 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
         int64_t lin = (g > m ? g : m) + rows * cols * (4 + 1); /* + wq, qresult codes */
         worst = lin > worst ? lin : worst;
     }
+    maxc = 0;
     for (int pt = 0; pt < N_POINTS; pt++) {
-        cq_linear_shape(c, point_lins[pt][0], &rows, &cols);
+        cols = point_cols(c, pt);
         sumh += cols * cols;
+        maxc = cols > maxc ? cols : maxc;
     }
     int64_t chunk = effective_chunk(o, n_seq, seqlen);
     int64_t qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim;
@@ -450,6 +523,7 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
     p->activations = (size_t)(n_seq * seqlen * c->hidden) * sizeof(float);
     p->layer_weights = (size_t)(lw + 2 * c->hidden) * sizeof(float);
     p->hessians = (size_t)((o->true_sequential ? maxc * maxc : sumh) * 8 + maxc * maxc * 4);
+    p->hessians += gptq_moe_plan_bytes(c);
     p->gptq_work = (size_t)worst;
     p->forward = (size_t)fwd * sizeof(float);
     p->total = p->activations + p->layer_weights + p->hessians + p->gptq_work + p->forward;

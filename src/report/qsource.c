@@ -132,6 +132,7 @@ int cq_qsource_layer(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *er
 {
     const cq_qsource *q = ctx;
     int rc = w->lin[0] ? CQ_OK : cq_layer_alloc(w, q->cfg, err);
+    w->sparse = cq_layer_is_moe(q->cfg, layer);
     if (rc == CQ_OK)
         rc = cq_layer_foreach(q->cfg, w, layer, load_one, (void *)q, err);
     return rc;
