@@ -19,6 +19,10 @@
 /* Read and parse PATH (at most CQ_JSON_MAX_FILE bytes). Caller frees *out with cJSON_Delete. */
 int cq_json_load(cJSON **out, const char *path, cq_error *err);
 int cq_json_load_capped(cJSON **out, const char *path, size_t max_bytes, cq_error *err);
+/* As cq_json_load, but every number becomes a raw item holding its literal text (cJSON_IsRaw,
+ * valuestring), so that writing the tree back keeps "0.0" and "1e-06" as they were. For files
+ * cquant copies to its output (config.json); not for reading values with the getters. */
+int cq_json_load_verbatim(cJSON **out, const char *path, cq_error *err);
 /* Parse LEN bytes of TEXT (need not be NUL-terminated) with the same checks; WHAT names the
  * source in messages. */
 int cq_json_parse(cJSON **out, const char *text, size_t len, const char *what, cq_error *err);

@@ -23,6 +23,7 @@ typedef struct dq_linear {
 typedef struct dq_state {
     cq_st_model *m;
     cJSON *config;
+    cJSON *config_out; /* numbers kept as written, for the output's copy */
     const cJSON *qcfg;
     const cq_layout *layout;
     dq_linear *lin;
@@ -46,7 +47,8 @@ static int open_input(dq_state *s, const char *path, cq_error *err)
     if (rc != CQ_OK)
         return rc;
     snprintf(cfg, sizeof cfg, "%s/config.json", cq_st_dir(s->m));
-    if ((rc = cq_json_load(&s->config, cfg, err)) != CQ_OK)
+    if ((rc = cq_json_load(&s->config, cfg, err)) != CQ_OK ||
+        (rc = cq_json_load_verbatim(&s->config_out, cfg, err)) != CQ_OK)
         return rc;
     s->qcfg = cJSON_GetObjectItemCaseSensitive(s->config, "quantization_config");
     if (!cJSON_IsObject(s->qcfg))
@@ -192,7 +194,7 @@ static int stream(dq_state *s, cq_error *err)
 static int write_config(dq_state *s, const char *dir, const char *torch_dtype, cq_error *err)
 {
     char path[4096];
-    cJSON *cfg = cJSON_Duplicate(s->config, 1);
+    cJSON *cfg = cJSON_Duplicate(s->config_out, 1);
     if (!cfg)
         return cq_errorf(err, CQ_E_NOMEM, "out of memory writing config.json");
     cJSON_DeleteItemFromObjectCaseSensitive(cfg, "quantization_config");
@@ -275,6 +277,7 @@ int cmd_dequant(cq_cli *cli, int argc, char **argv, cq_error *err)
     free(s.lin);
     free(s.member);
     cJSON_Delete(s.config);
+    cJSON_Delete(s.config_out);
     cq_st_close(s.m);
     return rc;
 }

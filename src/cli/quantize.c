@@ -51,6 +51,7 @@ struct cq_quant_sink {
     const cq_quant_job *job;
     cq_st_model *m;
     cJSON *config;         /* the input's config.json, or NULL */
+    cJSON *config_out;     /* the same, numbers kept as written: what the output copies */
     plan_item *items;
     size_t n_items;
     cq_outdir od;
@@ -178,7 +179,8 @@ static int load_config(run_state *s, cq_error *err)
         cq_warn("'%s': no config.json; using the generic Linear rule", cq_st_dir(s->m));
         return CQ_OK;
     }
-    if ((rc = cq_json_load(&s->config, path, err)) != CQ_OK)
+    if ((rc = cq_json_load(&s->config, path, err)) != CQ_OK ||
+        (rc = cq_json_load_verbatim(&s->config_out, path, err)) != CQ_OK)
         return rc;
     if ((rc = check_config(s->config, path, err)) != CQ_OK)
         return rc;
@@ -660,7 +662,7 @@ static void note_skipped(const run_state *s, cJSON *qcfg)
 static int write_configs(run_state *s, const char *dir, cq_error *err)
 {
     const cq_quant_job *job = s->job;
-    cJSON *cfg = s->config ? cJSON_Duplicate(s->config, 1) : cJSON_CreateObject();
+    cJSON *cfg = s->config_out ? cJSON_Duplicate(s->config_out, 1) : cJSON_CreateObject();
     cJSON *qcfg = cJSON_CreateObject();
     char path[4096];
     int rc;
@@ -880,6 +882,7 @@ done:
     free(s.items);
     free(s.quant_idx);
     cJSON_Delete(s.config);
+    cJSON_Delete(s.config_out);
     cq_st_close(s.m);
     return rc;
 }

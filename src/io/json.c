@@ -109,7 +109,63 @@ int cq_json_parse(cJSON **out, const char *text, size_t len, const char *what, c
     return CQ_OK;
 }
 
-int cq_json_load_capped(cJSON **out, const char *path, size_t max_bytes, cq_error *err)
+/* Number literals of TEXT in document order, skipping strings (TEXT is valid JSON). */
+static size_t next_number(const char *text, size_t len, size_t *pos, size_t *start)
+{
+    size_t i = *pos;
+    while (i < len) {
+        char c = text[i];
+        if (c == '"') {
+            for (i++; i < len && text[i] != '"'; i++)
+                if (text[i] == '\\')
+                    i++;
+            i++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t b = i;
+            while (i < len && strchr("+-.eE0123456789", text[i]))
+                i++;
+            *start = b, *pos = i;
+            return i - b;
+        } else {
+            i++;
+        }
+    }
+    *pos = len;
+    return 0;
+}
+
+/* cJSON keeps children in document order, as next_number walks the text. */
+static int replace_numbers(cJSON *v, const char *text, size_t len, size_t *pos)
+{
+    for (; v; v = v->next) {
+        if (cJSON_IsNumber(v)) {
+            size_t start, n = next_number(text, len, pos, &start);
+            char *lit = n ? malloc(n + 1) : NULL;
+            if (!lit)
+                return -1;
+            memcpy(lit, text + start, n);
+            lit[n] = 0;
+            v->type = cJSON_Raw;
+            v->valuestring = lit;
+        } else if (v->child && replace_numbers(v->child, text, len, pos) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Turn every number of ROOT (parsed from TEXT) into a raw item holding its literal, so that a
+ * rewritten file keeps "0.0" a float: cJSON prints integral doubles as "0", and strict loaders
+ * (transformers 5 config classes) then reject a float field holding an int. On a mismatch the
+ * tree keeps whatever numbers were not yet converted, which print as before. */
+static void keep_number_text(cJSON *root, const char *text, size_t len)
+{
+    size_t pos = 0;
+    (void)replace_numbers(root, text, len, &pos);
+}
+
+static int load_capped(cJSON **out, const char *path, size_t max_bytes, int verbatim,
+                       cq_error *err)
 {
     *out = NULL;
     /* O_NONBLOCK: opening a FIFO must not wait for a writer (the S_ISREG check below
@@ -145,8 +201,20 @@ int cq_json_load_capped(cJSON **out, const char *path, size_t max_bytes, cq_erro
     close(fd);
     if (rc == CQ_OK)
         rc = cq_json_parse(out, buf, n, path, err);
+    if (rc == CQ_OK && verbatim)
+        keep_number_text(*out, buf, n);
     free(buf);
     return rc;
+}
+
+int cq_json_load_capped(cJSON **out, const char *path, size_t max_bytes, cq_error *err)
+{
+    return load_capped(out, path, max_bytes, 0, err);
+}
+
+int cq_json_load_verbatim(cJSON **out, const char *path, cq_error *err)
+{
+    return load_capped(out, path, CQ_JSON_MAX_FILE, 1, err);
 }
 
 int cq_json_load(cJSON **out, const char *path, cq_error *err)

@@ -119,3 +119,40 @@ CQ_TEST(write_and_load)
     cJSON_Delete(j);
     CQ_CHECK(cq_json_load_capped(&j, p, 10, &err) == CQ_E_FORMAT && strstr(err.msg, "limit"));
 }
+
+/* Numbers copied to an output keep their literal: "0.0" must not come back as "0" (strict
+ * loaders reject an int in a float field), nested arrays and strings holding digits included. */
+CQ_TEST(verbatim_numbers)
+{
+    char in[4096], out[4096];
+    snprintf(in, sizeof in, "%s/v_in.json", cq_test_tmpdir());
+    snprintf(out, sizeof out, "%s/v_out.json", cq_test_tmpdir());
+    const char *text = "{\"a\": 0.0, \"s\": \"-12 3.5e4 \\\"7\\\"\", \"b\": [1, -2.50, 1e-06, "
+                       "{\"c\": 10000.0}], \"t\": true, \"n\": null, \"d\": 1E+3}";
+    FILE *f = fopen(in, "w");
+    CQ_CHECK(f && fputs(text, f) >= 0);
+    if (f)
+        fclose(f);
+    cq_error err = CQ_ERROR_INIT;
+    cJSON *j = NULL;
+    CQ_CHECK_OK(cq_json_load_verbatim(&j, in, &err), &err);
+    CQ_CHECK_OK(cq_json_write_file(j, out, 1, &err), &err);
+    cJSON_Delete(j);
+    char buf[1024] = {0};
+    f = fopen(out, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    CQ_CHECK(n > 0);
+    const char *want[] = {"\"a\":\t0.0,", "-12 3.5e4", "1, -2.50, 1e-06", "\"c\":\t10000.0",
+                          "\"d\":\t1E+3", "\"t\":\ttrue"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!strstr(buf, want[i]))
+            CQ_FAIL("'%s' lacks '%s'", buf, want[i]);
+    /* the plain loader still gives numbers, which the getters need */
+    CQ_CHECK_OK(cq_json_load(&j, out, &err), &err);
+    double a = -1;
+    CQ_CHECK_OK(cq_json_get_double(j, "a", &a, out, &err), &err);
+    CQ_CHECK(a == 0.0);
+    cJSON_Delete(j);
+}
