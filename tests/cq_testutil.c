@@ -1,0 +1,113 @@
+#include "cq_testutil.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cq_test_st_load(cq_test_stfile *f, const char *path)
+{
+    memset(f, 0, sizeof *f);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return -1;
+    long end = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
+    int ok = end >= 8 && fseek(fp, 0, SEEK_SET) == 0;
+    if (ok) {
+        f->size = (size_t)end;
+        f->buf = malloc(f->size);
+        ok = f->buf && fread(f->buf, 1, f->size, fp) == f->size;
+    }
+    fclose(fp);
+    uint64_t n = 0;
+    for (int i = 7; ok && i >= 0; i--)
+        n = n << 8 | f->buf[i];
+    if (ok && n <= f->size - 8) {
+        f->hdr = cJSON_ParseWithLength((const char *)f->buf + 8, (size_t)n);
+        f->data_off = 8 + (size_t)n;
+    }
+    if (!f->hdr) {
+        cq_test_st_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+void cq_test_st_free(cq_test_stfile *f)
+{
+    if (!f)
+        return;
+    cJSON_Delete(f->hdr);
+    free(f->buf);
+    memset(f, 0, sizeof *f);
+}
+
+const unsigned char *cq_test_st_get(const cq_test_stfile *f, const char *name,
+                                    const char **dtype, int64_t shape[2], int *ndim)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f->hdr, name);
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+    const cJSON *shp = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 || !cJSON_IsString(dt))
+        return NULL;
+    if (dtype)
+        *dtype = dt->valuestring;
+    if (ndim)
+        *ndim = cJSON_GetArraySize(shp);
+    shape[0] = shape[1] = 1;
+    int k = 0;
+    for (const cJSON *d = shp ? shp->child : NULL; d && k < 2; d = d->next)
+        shape[k++] = (int64_t)d->valuedouble;
+    double b = cJSON_GetArrayItem(off, 0)->valuedouble;
+    double e = cJSON_GetArrayItem(off, 1)->valuedouble;
+    if (b < 0 || b > e || e > (double)(f->size - f->data_off))
+        return NULL;
+    return f->buf + f->data_off + (size_t)b;
+}
+
+uint32_t cq_test_rd32(const unsigned char *p, size_t i)
+{
+    p += 4 * i;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint16_t cq_test_rd16(const unsigned char *p, size_t i)
+{
+    p += 2 * i;
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+float cq_test_bf16_value(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+double cq_test_f16_value(uint16_t h)
+{
+    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? INFINITY : ldexp(1024 + m, e - 25);
+    return s ? -v : v;
+}
+
+uint16_t cq_test_f16_round(float x)
+{
+    uint16_t lo = 0, hi = 0x7C00; /* +0 .. +inf */
+    while (hi - lo > 1) {
+        uint16_t mid = (uint16_t)((lo + hi) / 2);
+        if (cq_test_f16_value(mid) <= x)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    double dl = (double)x - cq_test_f16_value(lo), dh = cq_test_f16_value(hi) - (double)x;
+    if (dl < dh)
+        return lo;
+    if (dh < dl)
+        return hi;
+    return (lo & 1) ? hi : lo;
+}

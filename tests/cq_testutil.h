@@ -1,0 +1,41 @@
+/* Shared helpers for the unit tests: an independent safetensors reader and the little-endian
+ * and half-precision decoders the end-to-end tests use to check the product's output files. */
+#ifndef CQ_TESTUTIL_H
+#define CQ_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+
+/* A whole safetensors file in memory with its parsed header. This reader deliberately shares
+ * no code with the product's (src/io/safetensors_read.c): it is the independent decoder the
+ * tests check the product's files against, so one bug cannot hide itself on both sides. It is
+ * not hardened against hostile files (test outputs and ../shared models only). */
+typedef struct cq_test_stfile {
+    unsigned char *buf;
+    size_t size, data_off;
+    struct cJSON *hdr;
+} cq_test_stfile;
+
+/* Reads PATH; 0 on success, -1 (and *f zeroed, nothing to free) on any failure. */
+int cq_test_st_load(cq_test_stfile *f, const char *path);
+/* NULL-safe; leaves *f zeroed. */
+void cq_test_st_free(cq_test_stfile *f);
+/* Tensor NAME's data, or NULL when absent or out of bounds. SHAPE gets the first two dims
+ * (1 for missing ones); DTYPE and NDIM may be NULL. */
+const unsigned char *cq_test_st_get(const cq_test_stfile *f, const char *name,
+                                    const char **dtype, int64_t shape[2], int *ndim);
+
+/* Element I of a little-endian uint32 / uint16 array. */
+uint32_t cq_test_rd32(const unsigned char *p, size_t i);
+uint16_t cq_test_rd16(const unsigned char *p, size_t i);
+/* bf16 is the top half of an f32. */
+float cq_test_bf16_value(uint16_t h);
+/* IEEE binary16 by definition (not by bit twiddling). */
+double cq_test_f16_value(uint16_t h);
+/* The f16 code nearest to a non-negative X (ties to even), by search over the monotone
+ * positive codes: independent of any bit-twiddling converter. */
+uint16_t cq_test_f16_round(float x);
+
+#endif
