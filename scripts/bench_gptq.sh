@@ -16,7 +16,8 @@ lib="$root/build/src/libcquant_core.a"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cblas_inc=/usr/include/x86_64-linux-gnu/openblas-pthread
-cc -O3 -std=c11 -D_GNU_SOURCE -I"$root/include" -I"$cblas_inc" "$root/scripts/bench/gptq_bench.c" \
+cc -O3 -std=c11 -D_GNU_SOURCE -I"$root/include" -I"$root/tests" -I"$cblas_inc" \
+  "$root/scripts/bench/gptq_bench.c" \
   "$lib" -llapacke -lopenblas -lpthread -lm -o "$work/gptq_bench"
 export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 echo "threads=$threads cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) nproc=$(nproc)"

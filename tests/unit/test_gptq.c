@@ -8,6 +8,7 @@
  * would follow different error-feedback paths and every later code would be incomparable) and
  * counts a near-tie. Any other difference is a failure. Near-ties must stay <= 0.1% of codes. */
 #include "cq_test.h"
+#include "cq_rand.h"
 #include "cquant/quant.h"
 
 #include <math.h>
@@ -18,18 +19,6 @@
 #define TIE_TOL 1e-3 /* in units of one quantization step; float32 drift is ~1e-5 steps */
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static double urand(void)
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ull) >> 11) * 0x1.0p-53;
-}
-static double nrand(void)
-{
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
 
 /* H = (2/n) X^T X for n = 2*cols tokens of correlated activations: a shared factor, an AR(1)
  * chain along channels, and 4 outlier channels x20 — the structure real LLM inputs have. */
@@ -38,9 +27,9 @@ static double *make_hessian(int64_t cols)
     int64_t n = 2 * cols;
     double *x = malloc((size_t)(n * cols) * sizeof *x), *h = calloc((size_t)(cols * cols), 8);
     for (int64_t t = 0; t < n; t++) {
-        double f = nrand(), prev = 0;
+        double f = cq_rand_normal(&rng), prev = 0;
         for (int64_t c = 0; c < cols; c++) {
-            prev = 0.6 * prev + nrand();
+            prev = 0.6 * prev + cq_rand_normal(&rng);
             x[t * cols + c] = (prev + 0.5 * f) * (c % 97 == 5 ? 20.0 : 1.0);
         }
     }
@@ -58,7 +47,7 @@ static float *make_weights(int64_t rows, int64_t cols)
 {
     float *w = malloc((size_t)(rows * cols) * sizeof *w);
     for (int64_t i = 0; i < rows * cols; i++)
-        w[i] = (float)(0.02 * nrand() * (urand() < 0.005 ? 10.0 : 1.0));
+        w[i] = (float)(0.02 * cq_rand_normal(&rng) * (cq_rand_uniform(&rng) < 0.005 ? 10.0 : 1.0));
     for (int64_t c = 0; c < cols; c++) /* an all-positive row: the sym quirk of §B.4 */
         w[c] = fabsf(w[c]);
     return w;
@@ -467,7 +456,7 @@ CQ_TEST(indefinite_hessian_retries)
     int64_t cols = 64, n = 16, rows = 16;
     double *x = malloc((size_t)(n * cols) * 8), *h = calloc((size_t)(cols * cols), 8), mean = 0;
     for (int64_t i = 0; i < n * cols; i++)
-        x[i] = nrand();
+        x[i] = cq_rand_normal(&rng);
     for (int64_t t = 0; t < n; t++)
         for (int64_t i = 0; i < cols; i++)
             for (int64_t j = 0; j < cols; j++)

@@ -2,6 +2,7 @@
  * even, zero rows, the sym quirk) and random matrices against a naive double reimplementation
  * of §B.4 written here; plus the MSE clip search (§E.12), options and the registry. */
 #include "cq_test.h"
+#include "cq_rand.h"
 #include "cquant/quant.h"
 
 #include <math.h>
@@ -10,18 +11,6 @@
 #include <string.h>
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double urand(void) /* xorshift64*, uniform in [0, 1) */
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ull) >> 11) * 0x1.0p-53;
-}
-static double nrand(void)
-{
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
 
 /* §B.4 in double, independent of src/quant. */
 static void ref_fit(const float *x, int64_t n, int bits, bool sym, double *scale, double *zero)
@@ -195,8 +184,10 @@ CQ_TEST(sym_quirk_positive_rows)
 static void compare_random(int64_t rows, int64_t cols, int bits, int group, bool sym)
 {
     float *w = malloc((size_t)(rows * cols) * sizeof *w);
-    for (int64_t i = 0; i < rows * cols; i++)
-        w[i] = (float)(nrand() * (urand() < 0.01 ? 8.0 : 1.0) + (sym ? 0.0 : 0.3));
+    for (int64_t i = 0; i < rows * cols; i++) {
+        double x = cq_rand_normal(&rng);
+        w[i] = (float)(x * (cq_rand_uniform(&rng) < 0.01 ? 8.0 : 1.0) + (sym ? 0.0 : 0.3));
+    }
     for (int64_t c = 0; c < cols; c++) /* one all-positive row exercises the quirk */
         w[c] = fabsf(w[c]);
     cq_qconfig c = cfg_of(bits, group, sym);
@@ -280,7 +271,7 @@ CQ_TEST(mse_clip_search)
     enum { R = 16, C = 96 };
     float *w = malloc(R * C * sizeof *w);
     for (int i = 0; i < R * C; i++)
-        w[i] = (float)(nrand() * (urand() < 0.02 ? 6.0 : 1.0));
+        w[i] = (float)(cq_rand_normal(&rng) * (cq_rand_uniform(&rng) < 0.02 ? 6.0 : 1.0));
     for (int sym = 0; sym < 2; sym++) {
         cq_qconfig c = cfg_of(3, 32, sym);
         c.mse = true;
