@@ -1,4 +1,5 @@
 #include "cq_testutil.h"
+#include "cq_rand.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -110,4 +111,45 @@ uint16_t cq_test_f16_round(float x)
     if (dh < dl)
         return hi;
     return (lo & 1) ? hi : lo;
+}
+
+cq_qconfig cq_test_qconfig(int bits, int group, bool sym, bool act_order, bool static_groups)
+{
+    cq_qconfig c;
+    cq_qconfig_defaults(&c);
+    c.bits = bits, c.group_size = group, c.sym = sym, c.act_order = act_order;
+    c.static_groups = static_groups;
+    return c;
+}
+
+void cq_test_random_qresult(cq_qresult *r, const cq_qconfig *c, int64_t rows, int64_t cols,
+                            bool permute, uint64_t *rng)
+{
+    int64_t g = c->group_size > 0 ? c->group_size : cols;
+    memset(r, 0, sizeof(*r));
+    r->rows = rows, r->cols = cols, r->bits = c->bits, r->group_size = c->group_size;
+    r->sym = c->sym, r->n_groups = (cols + g - 1) / g;
+    r->q = malloc((size_t)(rows * cols));
+    r->scale = malloc((size_t)(rows * r->n_groups) * sizeof(float));
+    r->zero = malloc((size_t)(rows * r->n_groups));
+    r->g_idx = malloc((size_t)cols * sizeof(int32_t));
+    int64_t *perm = malloc((size_t)cols * sizeof(int64_t));
+    if (!r->q || !r->scale || !r->zero || !r->g_idx || !perm)
+        abort(); /* a test fixture: nothing sensible to continue with */
+    unsigned lim = 1u << c->bits;
+    for (int64_t i = 0; i < rows * cols; i++)
+        r->q[i] = (uint8_t)(cq_rand_u32(rng) % lim);
+    for (int64_t i = 0; i < rows * r->n_groups; i++) {
+        r->zero[i] = (uint8_t)(c->sym ? lim / 2 : cq_rand_u32(rng) % lim);
+        r->scale[i] = (float)(1e-4 + (cq_rand_u32(rng) % 100000) * 1.2345e-6);
+    }
+    for (int64_t k = 0; k < cols; k++)
+        perm[k] = k;
+    for (int64_t k = cols - 1; permute && k > 0; k--) {
+        int64_t j = cq_rand_u32(rng) % (k + 1), t = perm[k];
+        perm[k] = perm[j], perm[j] = t;
+    }
+    for (int64_t pos = 0; pos < cols; pos++) /* column perm[pos] sits at position pos */
+        r->g_idx[perm[pos]] = (int32_t)(pos / g);
+    free(perm);
 }

@@ -3,6 +3,9 @@
 #ifndef CQ_TESTUTIL_H
 #define CQ_TESTUTIL_H
 
+#include "cquant/quant.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +40,14 @@ double cq_test_f16_value(uint16_t h);
 /* The f16 code nearest to a non-negative X (ties to even), by search over the monotone
  * positive codes: independent of any bit-twiddling converter. */
 uint16_t cq_test_f16_round(float x);
+
+/* cq_qconfig_defaults with these five fields set. */
+cq_qconfig cq_test_qconfig(int bits, int group, bool sym, bool act_order, bool static_groups);
+/* A random cq_qresult for C (free it with cq_qresult_release), drawn from *RNG: codes, zeros
+ * (the midpoint when sym) and scales that span f16's normal range and are not f16-exact, so
+ * rounding to f16 is exercised. PERMUTE: act-order groups, g_idx = invperm[k] / G for a random
+ * column permutation (notes §B.5). */
+void cq_test_random_qresult(cq_qresult *r, const cq_qconfig *c, int64_t rows, int64_t cols,
+                            bool permute, uint64_t *rng);
 
 #endif
