@@ -140,24 +140,68 @@ static int try_cfg(const fixture *f, const char *path, const char *key, const ch
     return rc;
 }
 
+/* Edits of each layout's quantization_config (see try_cfg; W: inside the compressed-tensors
+ * weights group) and the status unpack must answer. */
+#define G &cq_layout_gptq
+#define A &cq_layout_awq
+#define T &cq_layout_ct
+#define W "config_groups/group_0/weights"
+static const struct cfg_case {
+    const cq_layout *L;
+    const char *path, *key, *json;
+    int want;
+    const char *what;
+} cfg_cases[] = {
+    {G, NULL, "bits", NULL, CQ_E_FORMAT, "bits missing"},
+    {G, NULL, "bits", "\"4\"", CQ_E_FORMAT, "bits string"},
+    {G, NULL, "bits", "4.5", CQ_E_FORMAT, "bits 4.5"},
+    {G, NULL, "bits", "5", CQ_E_UNSUPPORTED, "bits 5"},
+    {G, NULL, "bits", "4294967300", CQ_E_UNSUPPORTED, "bits 2^32+4"},
+    {G, NULL, "bits", "3", CQ_E_SHAPE, "bits 3 vs 4-bit tensors"},
+    {G, NULL, "group_size", NULL, CQ_E_FORMAT, "group missing"},
+    {G, NULL, "group_size", "0", CQ_E_FORMAT, "group 0"},
+    {G, NULL, "group_size", "64", CQ_E_SHAPE, "group 64 vs 4 groups"},
+    {G, NULL, "sym", "1", CQ_E_FORMAT, "sym not bool"},
+    {G, NULL, "checkpoint_format", "\"marlin\"", CQ_E_FORMAT, "formats differ"},
+    {G, NULL, "format", "\"gptq\"", CQ_E_FORMAT, "formats differ 2"},
+    {A, NULL, "bits", "3", CQ_E_UNSUPPORTED, "bits 3"},
+    {A, NULL, "bits", NULL, CQ_E_FORMAT, "bits missing"},
+    {A, NULL, "group_size", "-1", CQ_E_UNSUPPORTED, "group -1"},
+    {A, NULL, "group_size", "48", CQ_E_SHAPE, "group 48 vs 64 cols"},
+    {A, NULL, "zero_point", "false", CQ_E_UNSUPPORTED, "no zero point"},
+    {A, NULL, "version", "\"gemv\"", CQ_E_UNSUPPORTED, "gemv"},
+    {T, W, "num_bits", "5", CQ_E_UNSUPPORTED, "5 bits"},
+    {T, W, "num_bits", NULL, CQ_E_UNSUPPORTED, "bits missing"},
+    {T, W, "type", "\"float\"", CQ_E_UNSUPPORTED, "float"},
+    {T, W, "strategy", "\"tensor\"", CQ_E_UNSUPPORTED, "tensor strategy"},
+    {T, W, "group_size", "-7", CQ_E_FORMAT, "group -7"},
+    {T, W, "group_size", "32", CQ_E_SHAPE, "group 32 vs 4 groups"},
+    {T, W, "symmetric", "true", CQ_OK, "sym drops zero point"},
+    {T, NULL, "format", "\"int-quantized\"", CQ_E_UNSUPPORTED, "format"},
+    {T, NULL, "config_groups", "{}", CQ_E_FORMAT, "no groups"},
+    {T, NULL, "config_groups", NULL, CQ_E_FORMAT, "groups missing"},
+};
+#undef G
+#undef A
+#undef T
+#undef W
+
+static void try_cfgs(const fixture *f)
+{
+    for (size_t i = 0; i < sizeof cfg_cases / sizeof cfg_cases[0]; i++) {
+        const struct cfg_case *k = &cfg_cases[i];
+        if (k->L == f->L)
+            EXPECT_RC(try_cfg(f, k->path, k->key, k->json), k->want, k->what);
+    }
+}
+
 CQ_TEST(gptq_unpack_hostile)
 {
     fixture fx, *f = &fx;
     fx_make(f, &cq_layout_gptq, cq_test_qconfig(4, 32, false, true, false), 64, 128);
     mutate_each_tensor(f);
     bad_gidx(f, "g_idx");
-    EXPECT_RC(try_cfg(f, NULL, "bits", NULL), CQ_E_FORMAT, "bits missing");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "\"4\""), CQ_E_FORMAT, "bits string");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "4.5"), CQ_E_FORMAT, "bits 4.5");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "5"), CQ_E_UNSUPPORTED, "bits 5");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "4294967300"), CQ_E_UNSUPPORTED, "bits 2^32+4");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "3"), CQ_E_SHAPE, "bits 3 vs 4-bit tensors");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", NULL), CQ_E_FORMAT, "group missing");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", "0"), CQ_E_FORMAT, "group 0");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", "64"), CQ_E_SHAPE, "group 64 vs 4 groups");
-    EXPECT_RC(try_cfg(f, NULL, "sym", "1"), CQ_E_FORMAT, "sym not bool");
-    EXPECT_RC(try_cfg(f, NULL, "checkpoint_format", "\"marlin\""), CQ_E_FORMAT, "formats differ");
-    EXPECT_RC(try_cfg(f, NULL, "format", "\"gptq\""), CQ_E_FORMAT, "formats differ 2");
+    try_cfgs(f);
     cJSON *qc = cJSON_Duplicate(f->qc, true);
     cJSON_ReplaceItemInObject(qc, "format", cJSON_CreateString("marlin"));
     cJSON_ReplaceItemInObject(qc, "checkpoint_format", cJSON_CreateString("marlin"));
@@ -171,12 +215,7 @@ CQ_TEST(awq_unpack_hostile)
     fixture fx, *f = &fx;
     fx_make(f, &cq_layout_awq, cq_test_qconfig(4, 32, false, false, false), 16, 64);
     mutate_each_tensor(f);
-    EXPECT_RC(try_cfg(f, NULL, "bits", "3"), CQ_E_UNSUPPORTED, "bits 3");
-    EXPECT_RC(try_cfg(f, NULL, "bits", NULL), CQ_E_FORMAT, "bits missing");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", "-1"), CQ_E_UNSUPPORTED, "group -1");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", "48"), CQ_E_SHAPE, "group 48 vs 64 cols");
-    EXPECT_RC(try_cfg(f, NULL, "zero_point", "false"), CQ_E_UNSUPPORTED, "no zero point");
-    EXPECT_RC(try_cfg(f, NULL, "version", "\"gemv\""), CQ_E_UNSUPPORTED, "gemv");
+    try_cfgs(f);
     /* AutoAWQ's own spellings are accepted */
     cJSON *qc = cJSON_Duplicate(f->qc, true);
     cJSON_DeleteItemFromObject(qc, "bits");
@@ -194,17 +233,7 @@ CQ_TEST(ct_unpack_hostile)
     fx_make(f, &cq_layout_ct, cq_test_qconfig(4, 16, false, true, false), 33, 64);
     mutate_each_tensor(f);
     bad_gidx(f, "weight_g_idx");
-    const char *W = "weights";
-    EXPECT_RC(try_cfg(f, W, "num_bits", "5"), CQ_E_UNSUPPORTED, "5 bits");
-    EXPECT_RC(try_cfg(f, W, "num_bits", NULL), CQ_E_UNSUPPORTED, "bits missing");
-    EXPECT_RC(try_cfg(f, W, "type", "\"float\""), CQ_E_UNSUPPORTED, "float");
-    EXPECT_RC(try_cfg(f, W, "strategy", "\"tensor\""), CQ_E_UNSUPPORTED, "tensor strategy");
-    EXPECT_RC(try_cfg(f, W, "group_size", "-7"), CQ_E_FORMAT, "group -7");
-    EXPECT_RC(try_cfg(f, W, "group_size", "32"), CQ_E_SHAPE, "group 32 vs 4 groups");
-    EXPECT_RC(try_cfg(f, W, "symmetric", "true"), CQ_OK, "sym drops zero point");
-    EXPECT_RC(try_cfg(f, NULL, "format", "\"int-quantized\""), CQ_E_UNSUPPORTED, "format");
-    EXPECT_RC(try_cfg(f, NULL, "config_groups", "{}"), CQ_E_FORMAT, "no groups");
-    EXPECT_RC(try_cfg(f, NULL, "config_groups", NULL), CQ_E_FORMAT, "groups missing");
+    try_cfgs(f);
     /* weight_shape disagreeing with the caller's shape */
     const cq_packed *sh = cq_packed_find(f->p, f->np, "weight_shape");
     int64_t bad[2] = {33, 65};
