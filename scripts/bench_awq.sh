@@ -12,10 +12,8 @@ nseq=${2:-16}
 seqlen=${3:-512}
 layer=${4:-3}
 threads=${5:-$(nproc)}
-bin=$work/bench_awq
-bench_cc "$bin" "$root/scripts/bench_awq.c"
-echo "model=$model n_seq=$nseq seqlen=$seqlen layer=$layer threads=$threads cpu=\"$(bench_cpu)\""
-echo "== cquant (f32, OpenBLAS sgemm)"
+bench_build bench_awq
+bench_header "model=$model n_seq=$nseq seqlen=$seqlen layer=$layer threads=$threads"
 OPENBLAS_NUM_THREADS=$threads "$bin" "$model" "$nseq" "$seqlen" "$layer" "$threads" | tee "$work/c.txt"
 if bench_have_torch; then
   OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \

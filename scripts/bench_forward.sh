@@ -10,10 +10,8 @@ model=${1:-$root/../shared/models/cq-llama-16m}
 nw=${2:-8}
 seqlen=${3:-1024}
 threads=${4:-$(nproc)}
-bin=$work/bench_forward
-bench_cc "$bin" "$root/scripts/bench_forward.c"
-echo "model=$model windows=$nw seqlen=$seqlen threads=$threads cpu=\"$(bench_cpu)\""
-echo "== cquant (f32, OpenBLAS sgemm)"
+bench_build bench_forward
+bench_header "model=$model windows=$nw seqlen=$seqlen threads=$threads"
 OPENBLAS_NUM_THREADS=$threads "$bin" "$model" "$nw" "$seqlen"
 if bench_have_torch; then
   OMP_NUM_THREADS=$threads "$py" "$root/scripts/ref/torch_forward.py" "$model" "$nw" "$seqlen" "$threads"

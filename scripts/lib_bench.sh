@@ -23,9 +23,21 @@ bench_cc() {
         -llapacke -lopenblas -lcjson -lz -lm -lpthread -o "$out"
 }
 
+# bench_build NAME: scripts/NAME.c compiled into bin=$work/NAME.
+bench_build() {
+    bin=$work/$1
+    bench_cc "$bin" "$root/scripts/$1.c"
+}
+
 # The CPU's model name, for the header line of a result.
 bench_cpu() {
     grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs
+}
+
+# bench_header "k=v ...": the run's parameters with the CPU, then the cquant section's title.
+bench_header() {
+    echo "$1 cpu=\"$(bench_cpu)\""
+    echo "== cquant (f32, OpenBLAS sgemm)"
 }
 
 # True (with a header line naming the version) when $py has torch; otherwise says how to get it.
