@@ -113,6 +113,72 @@ uint16_t cq_test_f16_round(float x)
     return (lo & 1) ? hi : lo;
 }
 
+void cq_test_minmax(const double *x, int64_t n, bool sym, double *lo, double *hi)
+{
+    *lo = *hi = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        *lo = fmin(*lo, x[i]);
+        *hi = fmax(*hi, x[i]);
+    }
+    if (sym) {
+        *hi = fmax(fabs(*lo), *hi);
+        if (*lo < 0)
+            *lo = -*hi;
+    }
+}
+
+double cq_test_minmax_scale(const double *x, int64_t n, int bits, bool sym, double *lo)
+{
+    double hi;
+    cq_test_minmax(x, n, sym, lo, &hi);
+    if (*lo == 0 && hi == 0) {
+        *lo = -1;
+        hi = 1;
+    }
+    return (hi - *lo) / (double)((1 << bits) - 1);
+}
+
+void cq_test_minmax_f32(const float *w, int64_t n, int bits, bool sym, float *scale,
+                        float *zero)
+{
+    float maxq = (float)((1 << bits) - 1), xmin = 0, xmax = 0;
+    for (int64_t i = 0; i < n; i++) {
+        xmin = w[i] < xmin ? w[i] : xmin;
+        xmax = w[i] > xmax ? w[i] : xmax;
+    }
+    if (sym) {
+        xmax = fabsf(xmin) > xmax ? fabsf(xmin) : xmax;
+        if (xmin < 0)
+            xmin = -xmax;
+    }
+    if (xmin == 0 && xmax == 0) {
+        xmin = -1;
+        xmax = 1;
+    }
+    *scale = (xmax - xmin) / maxq;
+    *zero = sym ? (maxq + 1) / 2 : nearbyintf(-xmin / *scale);
+}
+
+double cq_test_output_error(const float *w, const float *q, int64_t rows, int64_t cols,
+                            const double *h)
+{
+    double *d = malloc((size_t)cols * sizeof *d), tot = 0;
+    if (!d)
+        abort();
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t j = 0; j < cols; j++)
+            d[j] = (double)w[r * cols + j] - q[r * cols + j];
+        for (int64_t i = 0; i < cols; i++) {
+            double s = 0;
+            for (int64_t j = 0; j < cols; j++)
+                s += h[i * cols + j] * d[j];
+            tot += d[i] * s;
+        }
+    }
+    free(d);
+    return tot;
+}
+
 cq_qconfig cq_test_qconfig(int bits, int group, bool sym, bool act_order, bool static_groups)
 {
     cq_qconfig c;

@@ -41,6 +41,21 @@ double cq_test_f16_value(uint16_t h);
  * positive codes: independent of any bit-twiddling converter. */
 uint16_t cq_test_f16_round(float x);
 
+/* §B.4's min-max range of N values, in double and independent of src/quant: lo = min(0, x),
+ * hi = max(0, x); SYM makes it symmetric (hi = max(|lo|, hi), lo = -hi when lo < 0). */
+void cq_test_minmax(const double *x, int64_t n, bool sym, double *lo, double *hi);
+/* §B.4's grid: that range, (-1, 1) when it is all zero; returns the scale
+ * (hi - lo) / (2^bits - 1) and sets *LO. */
+double cq_test_minmax_scale(const double *x, int64_t n, int bits, bool sym, double *lo);
+/* The same grid in float32, as the reference's torch code computes it: the scale and the zero
+ * point (2^(bits-1) when SYM, else round(-lo / scale)). */
+void cq_test_minmax_f32(const float *w, int64_t n, int bits, bool sym, float *scale,
+                        float *zero);
+/* tr((W - Q) H (W - Q)^T) in double: a layer's output error on the inputs whose (unscaled)
+ * Gram matrix is H [cols x cols]; W and Q are [rows x cols]. */
+double cq_test_output_error(const float *w, const float *q, int64_t rows, int64_t cols,
+                            const double *h);
+
 /* cq_qconfig_defaults with these five fields set. */
 cq_qconfig cq_test_qconfig(int bits, int group, bool sym, bool act_order, bool static_groups);
 /* A random cq_qresult for C (free it with cq_qresult_release), drawn from *RNG: codes, zeros

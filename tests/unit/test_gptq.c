@@ -9,6 +9,7 @@
  * counts a near-tie. Any other difference is a failure. Near-ties must stay <= 0.1% of codes. */
 #include "cq_test.h"
 #include "cq_rand.h"
+#include "cq_testutil.h"
 #include "cquant/quant.h"
 
 #include <math.h>
@@ -67,21 +68,8 @@ typedef struct ref_out {
 static void ref_fit(const double *x, int64_t n, int bits, bool sym, double zhint, double *scale,
                     double *zero, int64_t *ties)
 {
-    double maxq = (double)((1 << bits) - 1), lo = 0.0, hi = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        lo = fmin(lo, x[i]);
-        hi = fmax(hi, x[i]);
-    }
-    if (sym) {
-        hi = fmax(fabs(lo), hi);
-        if (lo < 0)
-            lo = -hi;
-    }
-    if (lo == 0 && hi == 0) {
-        lo = -1;
-        hi = 1;
-    }
-    *scale = (hi - lo) / maxq;
+    double maxq = (double)((1 << bits) - 1), lo;
+    *scale = cq_test_minmax_scale(x, n, bits, sym, &lo);
     if (sym) {
         *zero = (maxq + 1) / 2;
         return;
@@ -276,25 +264,6 @@ static void ref_free(ref_out *o)
     free(o->q);
 }
 
-/* tr((W - Q) H (W - Q)^T): the layer's output error on the calibration inputs. */
-static double output_error(const float *w, const float *q, int64_t rows, int64_t cols,
-                           const double *h)
-{
-    double *d = malloc((size_t)cols * 8), tot = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t j = 0; j < cols; j++)
-            d[j] = (double)w[r * cols + j] - q[r * cols + j];
-        for (int64_t i = 0; i < cols; i++) {
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++)
-                s += h[i * cols + j] * d[j];
-            tot += d[i] * s;
-        }
-    }
-    free(d);
-    return tot;
-}
-
 static cq_qconfig to_cfg(const ref_cfg *c)
 {
     cq_qconfig q;
@@ -406,7 +375,8 @@ CQ_TEST(beats_rtn_on_output_error)
             CQ_CHECK_OK(cq_gptq_quantize(&cfg, w, rows, cols, h, &g, &err), &err);
             CQ_CHECK_OK(cq_rtn_quantize(&cfg, w0, rows, cols, &r, &err), &err);
             cq_qresult_dequant(&r, qr);
-            double eg = output_error(w0, w, rows, cols, h), er = output_error(w0, qr, rows, cols, h);
+            double eg = cq_test_output_error(w0, w, rows, cols, h);
+            double er = cq_test_output_error(w0, qr, rows, cols, h);
             if (!(eg < 0.8 * er))
                 CQ_FAIL("g%d act%d: gptq output error %.6g not < 0.8 x rtn %.6g", groups[gi], act,
                         eg, er);

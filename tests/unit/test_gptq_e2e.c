@@ -85,21 +85,8 @@ static void rtn_ref(const float *w, int64_t rows, int64_t cols, int bits, int sy
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c0 = 0; c0 < cols; c0 += 128) {
             const float *x = w + r * cols + c0;
-            float mn = 0, mx = 0;
-            for (int j = 0; j < 128; j++) {
-                mn = x[j] < mn ? x[j] : mn;
-                mx = x[j] > mx ? x[j] : mx;
-            }
-            if (sym) {
-                mx = fabsf(mn) > mx ? fabsf(mn) : mx;
-                if (mn < 0)
-                    mn = -mx;
-            }
-            if (mn == 0 && mx == 0) {
-                mn = -1;
-                mx = 1;
-            }
-            float s = (mx - mn) / maxq, z = sym ? (maxq + 1) / 2 : rintf(-mn / s);
+            float s, z;
+            cq_test_minmax_f32(x, 128, bits, sym, &s, &z);
             for (int j = 0; j < 128; j++) {
                 float q = rintf(x[j] / s) + z;
                 q = q < 0 ? 0 : q > maxq ? maxq : q;
@@ -111,20 +98,7 @@ static void rtn_ref(const float *w, int64_t rows, int64_t cols, int bits, int sy
 /* tr((W-Q) H (W-Q)ᵀ)/2 in double. */
 static double hloss(const float *w, const float *q, int64_t rows, int64_t cols, const double *h)
 {
-    double tot = 0;
-    double *d = malloc((size_t)cols * sizeof *d);
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t c = 0; c < cols; c++)
-            d[c] = (double)w[r * cols + c] - q[r * cols + c];
-        for (int64_t i = 0; i < cols; i++) {
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++)
-                s += h[i * cols + j] * d[j];
-            tot += d[i] * s;
-        }
-    }
-    free(d);
-    return tot / 2;
+    return cq_test_output_error(w, q, rows, cols, h) / 2;
 }
 
 /* ---- running the binary ---- */

@@ -79,28 +79,6 @@ typedef struct refgrp {
     float zero;
 } refgrp;
 
-static refgrp ref_params(const float *w, int64_t n, int bits, int sym)
-{
-    float maxq = (float)((1 << bits) - 1), xmin = 0, xmax = 0;
-    for (int64_t i = 0; i < n; i++) {
-        xmin = w[i] < xmin ? w[i] : xmin;
-        xmax = w[i] > xmax ? w[i] : xmax;
-    }
-    if (sym) {
-        xmax = fabsf(xmin) > xmax ? fabsf(xmin) : xmax;
-        if (xmin < 0)
-            xmin = -xmax;
-    }
-    if (xmin == 0 && xmax == 0) {
-        xmin = -1;
-        xmax = 1;
-    }
-    refgrp g;
-    g.scale = (xmax - xmin) / maxq;
-    g.zero = sym ? (maxq + 1) / 2 : nearbyintf(-xmin / g.scale);
-    return g;
-}
-
 static uint32_t ref_code(float w, refgrp g, int bits)
 {
     float q = nearbyintf(w / g.scale) + g.zero, maxq = (float)((1 << bits) - 1);
@@ -216,7 +194,8 @@ static void check_layer(const cq_test_stfile *q, const cq_test_stfile *dq, const
     for (int64_t r = 0; r < rows; r++)
         for (int64_t g = 0; g < ng; g++) {
             int64_t k0 = g * G, k1 = k0 + G < cols ? k0 + G : cols;
-            refgrp ref = ref_params(w + r * cols + k0, k1 - k0, bits, sym);
+            refgrp ref;
+            cq_test_minmax_f32(w + r * cols + k0, k1 - k0, bits, sym, &ref.scale, &ref.zero);
             uint16_t s = cq_test_rd16(sc, (size_t)(g * rows + r));
             c->scales++;
             c->bad_scales += s != cq_test_f16_round(ref.scale);
