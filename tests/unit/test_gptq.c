@@ -390,6 +390,18 @@ CQ_TEST(beats_rtn_on_output_error)
     free(h);
 }
 
+/* cquant's GPTQ with C's options on fresh make_weights(rows, cols), which must succeed; returns
+ * the weights as it left them (the caller frees them and releases *r). */
+static float *quantize_ok(const ref_cfg *c, int64_t rows, int64_t cols, const double *h,
+                          cq_qresult *r)
+{
+    cq_qconfig cfg = to_cfg(c);
+    float *w = make_weights(rows, cols);
+    cq_error err = CQ_ERROR_INIT;
+    CQ_CHECK_OK(cq_gptq_quantize(&cfg, w, rows, cols, h, r, &err), &err);
+    return w;
+}
+
 /* Columns with H_ii == 0 (and their zero off-diagonals) are dead: W column zeroed, code = zero
  * point, no loss from them; the rest still matches the reference. */
 CQ_TEST(dead_columns)
@@ -402,11 +414,8 @@ CQ_TEST(dead_columns)
             h[dead[i] * cols + j] = h[j * cols + dead[i]] = 0.0;
     ref_cfg c = {4, 32, 128, 6, false, true, false, 0.01};
     compare(&c, rows, cols, h);
-    cq_qconfig cfg = to_cfg(&c);
-    float *w = make_weights(rows, cols);
     cq_qresult r;
-    cq_error err = CQ_ERROR_INIT;
-    CQ_CHECK_OK(cq_gptq_quantize(&cfg, w, rows, cols, h, &r, &err), &err);
+    float *w = quantize_ok(&c, rows, cols, h, &r);
     CQ_CHECK_EQ_INT(r.dead_cols, 4);
     int bad = 0;
     for (int i = 0; i < 4; i++)
@@ -437,10 +446,8 @@ CQ_TEST(indefinite_hessian_retries)
         h[i * cols + i] -= 0.05 * mean;
     ref_cfg c = {4, -1, 128, 6, true, false, false, 0.01};
     cq_qconfig cfg = to_cfg(&c);
-    float *w = make_weights(rows, cols);
     cq_qresult r;
-    cq_error err = CQ_ERROR_INIT;
-    CQ_CHECK_OK(cq_gptq_quantize(&cfg, w, rows, cols, h, &r, &err), &err);
+    float *w = quantize_ok(&c, rows, cols, h, &r);
     CQ_CHECK_EQ_INT(r.damp_tries, 2);
     CQ_CHECK_NEAR(r.damp_used, 0.1, 1e-12);
     CQ_CHECK(r.damp_used > cfg.damp);
@@ -450,7 +457,7 @@ CQ_TEST(indefinite_hessian_retries)
     for (int64_t i = 0; i < cols * cols; i++)
         h[i] = i % (cols + 1) == 0 ? -1.0 : 0.0;
     cfg.max_damp_tries = 3;
-    cq_error_clear(&err);
+    cq_error err = CQ_ERROR_INIT;
     CQ_CHECK_EQ_INT(cq_gptq_quantize(&cfg, w, rows, cols, h, &r, &err), CQ_E_NUMERIC);
     CQ_CHECK(strstr(err.msg, "positive definite") != NULL && strstr(err.msg, "3") != NULL);
     CQ_CHECK(r.q == NULL);
