@@ -1,5 +1,9 @@
 #include "cq_testutil.h"
 #include "cq_rand.h"
+#include "cq_test.h"
+#include "cquant/calib.h"
+#include "cquant/log.h"
+#include "cquant/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -218,4 +222,37 @@ void cq_test_random_qresult(cq_qresult *r, const cq_qconfig *c, int64_t rows, in
     for (int64_t pos = 0; pos < cols; pos++) /* column perm[pos] sits at position pos */
         r->g_idx[perm[pos]] = (int32_t)(pos / g);
     free(perm);
+}
+
+int cq_test_wikitext_ids(const char *model_dir, int32_t **ids, int64_t *n)
+{
+    cq_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len;
+    cq_error err = CQ_ERROR_INIT;
+    int rc = cq_tokenizer_load(&tok, model_dir, &err); /* before MODEL_DIR's buffer is reused */
+    const char *path = cq_test_shared_path("text/wikitext-2-raw-v1.test.joined.txt");
+    if (rc == CQ_OK)
+        rc = cq_text_read(&path, 1, &text, &len, NULL, NULL, NULL, 0, &err);
+    if (rc == CQ_OK)
+        rc = cq_tokenizer_encode(tok, text, len, 0, ids, n, &err);
+    CQ_CHECK_OK(rc, &err);
+    if (rc == CQ_OK)
+        CQ_CHECK_EQ_INT(*n, 384593);
+    free(text);
+    cq_tokenizer_free(tok);
+    return rc;
+}
+
+int cq_test_open_model(const char *dir, cq_model_config *cfg, cq_st_model **st)
+{
+    cq_error err = CQ_ERROR_INIT;
+    cq_log_set_level(CQ_LOG_QUIET);
+    int rc = cq_config_load(dir, cfg, &err);
+    if (rc == CQ_OK)
+        rc = cq_st_open(st, dir, &err);
+    if (rc == CQ_OK)
+        rc = cq_config_check(cfg, *st, &err);
+    CQ_CHECK_OK(rc, &err);
+    return rc;
 }

@@ -3,7 +3,9 @@
 #ifndef CQ_TESTUTIL_H
 #define CQ_TESTUTIL_H
 
+#include "cquant/model.h"
 #include "cquant/quant.h"
+#include "cquant/safetensors.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,5 +66,13 @@ cq_qconfig cq_test_qconfig(int bits, int group, bool sym, bool act_order, bool s
  * column permutation (notes §B.5). */
 void cq_test_random_qresult(cq_qresult *r, const cq_qconfig *c, int64_t rows, int64_t cols,
                             bool permute, uint64_t *rng);
+
+/* The joined WikiText-2 test text of ../shared tokenized with MODEL_DIR's tokenizer as MODEL.md
+ * says (once, no BOS), checked to be its 384,593 ids. MODEL_DIR may be cq_test_shared_path's
+ * buffer. CQ_OK, or the status after a failed check. */
+int cq_test_wikitext_ids(const char *model_dir, int32_t **ids, int64_t *n);
+/* DIR's config and safetensors, checked against each other (a failed check otherwise); the
+ * library's progress lines are silenced for the test output. */
+int cq_test_open_model(const char *dir, cq_model_config *cfg, cq_st_model **st);
 
 #endif
