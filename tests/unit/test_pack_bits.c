@@ -1,14 +1,20 @@
 /* The dense bit stream against a naive bit-by-bit packer written from the definition in notes
  * §B.2/§D.2 (value i occupies stream bits [b*i, b*i+b), LSB first), plus hand-computed words. */
 #include "cq_test.h"
-#include "cq_rand.h"
 #include "cquant/pack.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
 
 static void naive_pack(const uint32_t *v, int64_t n, int b, uint32_t *w, int64_t nw)
 {
@@ -43,7 +49,7 @@ CQ_TEST(bits_match_naive_all_widths_and_lengths)
             if (nw != (n * b + 31) / 32)
                 bad++;
             for (int64_t i = 0; i < n; i++)
-                v[i] = cq_rand_u32(&rng) & ((1u << b) - 1);
+                v[i] = rnd() & ((1u << b) - 1);
             naive_pack(v, n, b, want, nw);
             for (int i = 0; i < nw + 8; i++)
                 got[i] = 0xA5A5A5A5u; /* sentinel: must be overwritten exactly up to nw */
@@ -54,7 +60,7 @@ CQ_TEST(bits_match_naive_all_widths_and_lengths)
             }
             /* the byte-input version: same words, same sentinel, wide bytes masked to b bits */
             for (int64_t i = 0; i < n; i++)
-                v8[i] = (uint8_t)(v[i] | (cq_rand_u32(&rng) & 0xFFu & ~((1u << b) - 1)));
+                v8[i] = (uint8_t)(v[i] | (rnd() & 0xFFu & ~((1u << b) - 1)));
             for (int i = 0; i < nw + 8; i++)
                 got[i] = 0xA5A5A5A5u;
             cq_bits_pack_u8(v8, n, b, got);
