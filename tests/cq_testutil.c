@@ -11,24 +11,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+void *cq_test_slurp(const char *path, size_t *size)
+{
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    unsigned char *b = n >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = 0;
+        *size = (size_t)n;
+    }
+    return b;
+}
+
 int cq_test_st_load(cq_test_stfile *f, const char *path)
 {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -1;
-    long end = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    int ok = end >= 8 && fseek(fp, 0, SEEK_SET) == 0;
-    if (ok) {
-        f->size = (size_t)end;
-        f->buf = malloc(f->size);
-        ok = f->buf && fread(f->buf, 1, f->size, fp) == f->size;
-    }
-    fclose(fp);
+    f->buf = cq_test_slurp(path, &f->size);
     uint64_t n = 0;
-    for (int i = 7; ok && i >= 0; i--)
+    for (int i = 7; f->buf && f->size >= 8 && i >= 0; i--)
         n = n << 8 | f->buf[i];
-    if (ok && n <= f->size - 8) {
+    if (f->buf && f->size >= 8 && n <= f->size - 8) {
         f->hdr = cJSON_ParseWithLength((const char *)f->buf + 8, (size_t)n);
         f->data_off = 8 + (size_t)n;
     }
