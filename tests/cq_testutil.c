@@ -31,6 +31,15 @@ void *cq_test_slurp(const char *path, size_t *size)
     return b;
 }
 
+cJSON *cq_test_load_json(const char *path)
+{
+    size_t n;
+    char *text = cq_test_slurp(path, &n);
+    cJSON *j = text ? cJSON_ParseWithLength(text, n) : NULL;
+    free(text);
+    return j;
+}
+
 int cq_test_st_load(cq_test_stfile *f, const char *path)
 {
     memset(f, 0, sizeof *f);

@@ -16,6 +16,8 @@ struct cJSON;
 /* The whole file at PATH, malloc'd with one NUL byte after its SIZE bytes (so text can be used
  * as a string); NULL when it cannot be read. */
 void *cq_test_slurp(const char *path, size_t *size);
+/* The JSON file at PATH parsed (cJSON_Delete it); NULL when it cannot be read or parsed. */
+struct cJSON *cq_test_load_json(const char *path);
 
 /* A whole safetensors file in memory with its parsed header. This reader deliberately shares
  * no code with the product's (src/io/safetensors_read.c): it is the independent decoder the

@@ -123,18 +123,6 @@ static bool exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
-static cJSON *load_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    static char buf[1 << 21];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return cJSON_Parse(buf);
-}
-
 static const cJSON *report_entry(const cJSON *rep, const char *name)
 {
     const cJSON *e;
@@ -268,7 +256,7 @@ CQ_TEST(decode_and_losses)
     snprintf(path, sizeof path, "%s/model.safetensors", tiny());
     CQ_CHECK(cq_test_st_load(&m, path) == 0);
     snprintf(path, sizeof path, "%s/cquant-report.json", fx.gq);
-    cJSON *rep = load_json(path);
+    cJSON *rep = cq_test_load_json(path);
     CQ_CHECK(rep != NULL);
     if (!rep || !q.hdr || !m.hdr)
         return;
@@ -424,7 +412,7 @@ CQ_TEST(statistics_file)
     CQ_CHECK(cq_test_st_load(&m, path) == 0);
     CQ_CHECK(cq_test_st_load(&hs, stats) == 0);
     snprintf(path, sizeof path, "%s/cquant-report.json", out);
-    cJSON *rep = load_json(path);
+    cJSON *rep = cq_test_load_json(path);
     const char *mods[3] = {"self_attn.q_proj", "self_attn.o_proj", "mlp.down_proj"};
     int n_q = 0;
     const cJSON *e;
@@ -478,7 +466,7 @@ CQ_TEST(statistics_file)
              getenv("CQ_BIN"), tiny(), stats, out, out);
     CQ_CHECK_EQ_INT(run(cmd), 0);
     snprintf(path, sizeof path, "%s/cquant-report.json", out);
-    rep = load_json(path);
+    rep = cq_test_load_json(path);
     int n_rtn = 0, n_gptq = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(rep, "layers"))
     {

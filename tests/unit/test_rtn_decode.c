@@ -98,14 +98,8 @@ static float *original(const char *name, int64_t *rows, int64_t *cols)
     static cJSON *index;
     char path[4096];
     if (!index) {
-        const char *ip = cq_test_shared_path("models/cq-llama-16m/model.safetensors.index.json");
-        FILE *fp = fopen(ip, "rb");
-        static char txt[1 << 16];
-        size_t n = fp ? fread(txt, 1, sizeof txt - 1, fp) : 0;
-        if (fp)
-            fclose(fp);
-        txt[n] = 0;
-        index = cJSON_Parse(txt);
+        index = cq_test_load_json(
+            cq_test_shared_path("models/cq-llama-16m/model.safetensors.index.json"));
     }
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(index, "weight_map"), name);
@@ -230,17 +224,6 @@ static void check_layer(const cq_test_stfile *q, const cq_test_stfile *dq, const
     free(w);
 }
 
-static cJSON *load_json(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    static char txt[1 << 20];
-    size_t n = fp ? fread(txt, 1, sizeof txt - 1, fp) : 0;
-    if (fp)
-        fclose(fp);
-    txt[n] = 0;
-    return cJSON_Parse(txt);
-}
-
 static double totals_num(const cJSON *rep, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(
@@ -281,7 +264,7 @@ static void run_case(const char *args, int bits, int group, int sym, int dequant
     }
     /* v1 ("gptq") stores zero-1; v2 stores the zero (notes §B.3) */
     snprintf(path, sizeof path, "%s/config.json", out);
-    cJSON *cfg = load_json(path);
+    cJSON *cfg = cq_test_load_json(path);
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config"), "checkpoint_format");
     int v1 = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "gptq");
@@ -305,7 +288,7 @@ static void run_case(const char *args, int bits, int group, int sym, int dequant
         CQ_CHECK_EQ_INT(c.deq, 12582912);
     /* the report's totals against the same quantities computed here */
     snprintf(path, sizeof path, "%s/cquant-report.json", out);
-    cJSON *rep = load_json(path);
+    cJSON *rep = cq_test_load_json(path);
     double mse = c.sum_sq_err / (double)c.codes, rel = sqrt(c.sum_sq_err / c.sum_sq_w);
     printf("  weight mse %.6g (report %.6g), rel frobenius %.6g (report %.6g)\n", mse,
            totals_num(rep, "weight_mse"), rel, totals_num(rep, "rel_frobenius_error"));

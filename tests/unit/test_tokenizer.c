@@ -31,10 +31,7 @@ static const char *testdata(const char *rel)
 
 static cJSON *load_json(const char *path)
 {
-    size_t n;
-    char *s = cq_test_slurp(path, &n);
-    cJSON *j = s ? cJSON_ParseWithLength(s, n) : NULL;
-    free(s);
+    cJSON *j = cq_test_load_json(path);
     if (!j)
         CQ_FAIL("cannot read %s", path);
     return j;
