@@ -1,5 +1,8 @@
-/* Shared helpers for the unit tests: an independent safetensors reader and the little-endian
- * and half-precision decoders the end-to-end tests use to check the product's output files. */
+/* Shared helpers for the unit tests (linked into each of them with cq_test.c): whole-file and
+ * JSON reading, an independent safetensors reader with the little-endian and half-precision
+ * decoders the end-to-end tests check the product's output files with, the float64/float32
+ * references of the min-max grid (notes §B.4) and of a layer's output error, random
+ * cq_qresult fixtures, and the WikiText ids / model opening of the perplexity tests. */
 #ifndef CQ_TESTUTIL_H
 #define CQ_TESTUTIL_H
 
