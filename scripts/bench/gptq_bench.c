@@ -5,6 +5,7 @@
  * 8 outlier channels x20) and weights W [ROWS x COLS], writes them to DIR/x.f32, DIR/w.f32 for
  * the PyTorch reference, forms H = (2/NTOK) X^T X in double, measures this machine's sgemm
  * peak, runs cq_gptq_quantize and prints key=value lines. */
+#include "cq_rand.h"
 #include "cquant/quant.h"
 
 #include <cblas.h>
@@ -15,18 +16,6 @@
 #include <time.h>
 
 static uint64_t rng = 0x853C49E6748FEA9Bull;
-static double urand(void)
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ull) >> 11) * 0x1.0p-53;
-}
-static double nrand(void)
-{
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
 static double now(void)
 {
     struct timespec ts;
@@ -51,9 +40,9 @@ static double sgemm_gflops(int m, int n, int k)
 {
     float *a = malloc((size_t)m * k * 4), *b = malloc((size_t)k * n * 4), *c = malloc((size_t)m * n * 4);
     for (size_t i = 0; i < (size_t)m * k; i++)
-        a[i] = (float)urand();
+        a[i] = (float)cq_rand_uniform(&rng);
     for (size_t i = 0; i < (size_t)k * n; i++)
-        b[i] = (float)urand();
+        b[i] = (float)cq_rand_uniform(&rng);
     memset(c, 0, (size_t)m * n * 4);
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
@@ -93,14 +82,14 @@ int main(int argc, char **argv)
     if (!x || !w || !xd || !h)
         return 1;
     for (int t = 0; t < ntok; t++) {
-        double f = nrand(), prev = 0;
+        double f = cq_rand_normal(&rng), prev = 0;
         for (int c = 0; c < cols; c++) {
-            prev = 0.6 * prev + nrand();
+            prev = 0.6 * prev + cq_rand_normal(&rng);
             x[(size_t)t * cols + c] = (float)((prev + 0.5 * f) * (c % 509 == 7 ? 20.0 : 1.0));
         }
     }
     for (size_t i = 0; i < (size_t)rows * cols; i++)
-        w[i] = (float)(0.02 * nrand() * (urand() < 0.002 ? 10.0 : 1.0));
+        w[i] = (float)(0.02 * cq_rand_normal(&rng) * (cq_rand_uniform(&rng) < 0.002 ? 10.0 : 1.0));
     if (write_file(dir, "x.f32", x, (size_t)ntok * cols) || write_file(dir, "w.f32", w, (size_t)rows * cols))
         return 1;
     /* H = (2/n) X^T X accumulated in double from the same float32 activations. */

@@ -5,6 +5,7 @@
  * Built with libFuzzer (CQ_FUZZ=ON) or replay_main.c (ctest). */
 #include "cquant/json.h"
 #include "cquant/select.h"
+#include "fuzz_util.h"
 
 #if __has_include("cquant/model.h")
 #include "cquant/model.h"
@@ -17,12 +18,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_err(int rc, const cq_error *err)
-{
-    if (rc != CQ_OK && (err->code != rc || !err->msg[0] || strchr(err->msg, '\n')))
-        abort();
-}
-
 static void fuzz_select(const cJSON *cfg)
 {
     static const char *const names[] = {
@@ -32,7 +27,7 @@ static void fuzz_select(const cJSON *cfg)
     cq_select s;
     cq_error err = CQ_ERROR_INIT;
     int rc = cq_select_init(&s, cfg, NULL, 0, NULL, 0, &err);
-    check_err(rc, &err);
+    fuzz_check_refusal(rc, &err);
     if (rc != CQ_OK)
         return;
     if (strnlen(s.arch, sizeof s.arch) == sizeof s.arch)
@@ -57,7 +52,7 @@ static void fuzz_model_config(const char *data, size_t size)
     cq_model_config c;
     cq_error err = CQ_ERROR_INIT;
     int rc = cq_config_parse(text, "fuzz/config.json", &c, &err);
-    check_err(rc, &err);
+    fuzz_check_refusal(rc, &err);
     if (rc == CQ_OK &&
         (c.hidden <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
          c.head_dim <= 0 || c.vocab <= 0 || c.intermediate <= 0 || c.n_heads % c.n_kv_heads))
@@ -68,29 +63,27 @@ static void fuzz_model_config(const char *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *copy = malloc(size ? size : 1); /* exact size: ASan sees any over-read */
+    char *copy = fuzz_copy(data, size);
     if (!copy)
         return 0;
-    if (size)
-        memcpy(copy, data, size);
     cq_error err = CQ_ERROR_INIT;
     cJSON *cfg = NULL;
     int rc = cq_json_parse(&cfg, copy, size, "fuzz/config.json", &err);
-    check_err(rc, &err);
+    fuzz_check_refusal(rc, &err);
     if (rc == CQ_OK) {
         fuzz_select(cfg);
         int64_t v;
         double d;
         const char *str;
         err = (cq_error)CQ_ERROR_INIT;
-        check_err(cq_json_get_int(cfg, "hidden_size", 1, INT64_C(1) << 40, &v, "config", &err),
+        fuzz_check_refusal(cq_json_get_int(cfg, "hidden_size", 1, INT64_C(1) << 40, &v, "config", &err),
                   &err);
         err = (cq_error)CQ_ERROR_INIT;
-        check_err(cq_json_get_double(cfg, "rms_norm_eps", &d, "config", &err), &err);
+        fuzz_check_refusal(cq_json_get_double(cfg, "rms_norm_eps", &d, "config", &err), &err);
         err = (cq_error)CQ_ERROR_INIT;
-        check_err(cq_json_get_string(cfg, "model_type", &str, "config", &err), &err);
+        fuzz_check_refusal(cq_json_get_string(cfg, "model_type", &str, "config", &err), &err);
         err = (cq_error)CQ_ERROR_INIT;
-        check_err(cq_json_check_unique(cfg, "config", &err), &err);
+        fuzz_check_refusal(cq_json_check_unique(cfg, "config", &err), &err);
     }
     cJSON_Delete(cfg);
 #ifdef HAVE_MODEL

@@ -2,6 +2,8 @@
 #ifndef CQ_TEST_ST_CRAFT_H
 #define CQ_TEST_ST_CRAFT_H
 
+#include "cq_testutil.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,24 +82,4 @@ static inline int mini_find(const unsigned char *file, size_t size, const char *
     }
     free(hdr);
     return rc;
-}
-
-/* Read a whole file into memory (caller frees). */
-static inline unsigned char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *size = 0;
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return b;
 }

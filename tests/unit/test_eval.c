@@ -2,6 +2,7 @@
  * computed here in double from transformers' reference logits; windowing and batching; a
  * custom layer source. */
 #include "cq_test.h"
+#include "cq_testutil.h"
 #include "cquant/log.h"
 #include "cquant/model.h"
 #include "cquant/tokenizer.h"
@@ -150,52 +151,6 @@ CQ_TEST(windows_tail_and_batches)
 #endif
 #endif
 
-static int read_file(const char *path, char **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc((size_t)n + 1);
-    *len = fread(*buf, 1, (size_t)n, f);
-    fclose(f);
-    return *len == (size_t)n ? 0 : -1;
-}
-
-/* The joined WikiText test text, tokenized without BOS (MODEL.md: 384,593 ids). */
-static int wikitext_ids(const char *model, int32_t **ids, int64_t *n)
-{
-    cq_error err = CQ_ERROR_INIT;
-    cq_tokenizer *tok = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    int rc = cq_tokenizer_load(&tok, cq_test_shared_path(model), &err);
-    if (rc == CQ_OK && read_file(cq_test_shared_path("text/wikitext-2-raw-v1.test.joined.txt"),
-                                 &text, &len) != 0)
-        rc = cq_errorf(&err, CQ_E_IO, "cannot read the WikiText text");
-    if (rc == CQ_OK)
-        rc = cq_tokenizer_encode(tok, text, len, 0, ids, n, &err);
-    CQ_CHECK_OK(rc, &err);
-    if (rc == CQ_OK)
-        CQ_CHECK_EQ_INT(*n, 384593);
-    free(text);
-    cq_tokenizer_free(tok);
-    return rc;
-}
-
-static int open_model(const char *name, cq_model_config *cfg, cq_st_model **st)
-{
-    cq_error err = CQ_ERROR_INIT;
-    cq_log_set_level(CQ_LOG_QUIET);
-    int rc = cq_config_load(cq_test_shared_path(name), cfg, &err);
-    if (rc == CQ_OK) rc = cq_st_open(st, cq_test_shared_path(name), &err);
-    if (rc == CQ_OK) rc = cq_config_check(cfg, *st, &err);
-    CQ_CHECK_OK(rc, &err);
-    return rc;
-}
-
 #ifndef CQ_ASAN
 /* MODEL.md / notes §G.2 reference perplexities (transformers, f32 compute on the bf16 weights). */
 static const struct ppl_case {
@@ -217,7 +172,8 @@ static void check_ppl_case(const struct ppl_case *pc)
     cq_st_model *st = NULL;
     cq_error err = CQ_ERROR_INIT;
     cq_eval_result r;
-    if (wikitext_ids(pc->model, &ids, &n) == CQ_OK && open_model(pc->model, &cfg, &st) == CQ_OK) {
+    if (cq_test_wikitext_ids(cq_test_shared_path(pc->model), &ids, &n) == CQ_OK &&
+        cq_test_open_model(cq_test_shared_path(pc->model), &cfg, &st) == CQ_OK) {
         cq_eval_opts o = {.seqlen = pc->seqlen};
         CQ_CHECK_OK(cq_eval_ppl(&cfg, st, ids, n, &o, &r, &err), &err);
         fprintf(stderr, "%s: wikitext ppl@%lld = %.4f (MODEL.md %.4f)\n", pc->model,
@@ -242,7 +198,8 @@ static void asan_ppl_smoke(void)
     cq_error err = CQ_ERROR_INIT;
     cq_eval_result r, one;
     const char *model = "models/cq-llama-tiny";
-    if (wikitext_ids(model, &ids, &n) == CQ_OK && open_model(model, &cfg, &st) == CQ_OK) {
+    if (cq_test_wikitext_ids(cq_test_shared_path(model), &ids, &n) == CQ_OK &&
+        cq_test_open_model(cq_test_shared_path(model), &cfg, &st) == CQ_OK) {
         cq_eval_opts o = {.seqlen = 1024, .max_windows = 3}, o1 = {.seqlen = 1024};
         CQ_CHECK_OK(cq_eval_ppl(&cfg, st, ids, n, &o, &r, &err), &err);
         double sum = 0;

@@ -6,6 +6,7 @@
  * - with CQ_TEST_FULL_PPL=1: eval of `cquant rtn --bits 4 --group 128 --asym` of cq-llama-16m
  *   at 1024 is within 0.5% of MODEL.md's RTN row (155.9124). */
 #include "cq_test.h"
+#include "cq_testutil.h"
 #include "cquant/calib.h"
 #include "cquant/json.h"
 #include "cquant/log.h"
@@ -55,27 +56,6 @@ static double num(const cJSON *j, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* The WikiText text tokenized as MODEL.md says: once, no BOS (384,593 ids). */
-static int wikitext_ids(const char *model_dir, int32_t **ids, int64_t *n)
-{
-    cq_tokenizer *tok = NULL;
-    char *text = NULL;
-    size_t len;
-    cq_error err = CQ_ERROR_INIT;
-    const char *path = cq_test_shared_path(WIKITEXT);
-    int rc = cq_tokenizer_load(&tok, model_dir, &err);
-    if (rc == CQ_OK)
-        rc = cq_text_read(&path, 1, &text, &len, NULL, NULL, NULL, 0, &err);
-    if (rc == CQ_OK)
-        rc = cq_tokenizer_encode(tok, text, len, 0, ids, n, &err);
-    CQ_CHECK_OK(rc, &err);
-    if (rc == CQ_OK)
-        CQ_CHECK_EQ_INT(*n, 384593);
-    free(text);
-    cq_tokenizer_free(tok);
-    return rc;
-}
-
 /* python3 -c "import random; random.seed(0);
  *   print([random.randint(0, 384593 - 2048 - 1) for _ in range(4)])" -> these starts. */
 CQ_TEST(calib_random_windows_are_pythons)
@@ -83,7 +63,7 @@ CQ_TEST(calib_random_windows_are_pythons)
     const char *bin = getenv("CQ_BIN");
     int32_t *ids = NULL;
     int64_t n = 0;
-    if (!cq_test_shared() || !bin || wikitext_ids(tiny_dir(), &ids, &n) != CQ_OK)
+    if (!cq_test_shared() || !bin || cq_test_wikitext_ids(tiny_dir(), &ids, &n) != CQ_OK)
         return;
     char out[4200], cmd[12000];
     snprintf(out, sizeof out, "%s/w.bin", cq_test_tmpdir());
@@ -107,39 +87,48 @@ CQ_TEST(calib_random_windows_are_pythons)
     free(ids);
 }
 
-static int open_tiny(cq_model_config *cfg, cq_st_model **st)
+/* What the eval tests start from: the binary, the tiny model and (WITH_IDS) WikiText's ids.
+ * False (nothing to close) when any is missing: ../shared absent outside CI, or a failed check. */
+typedef struct tiny_fx {
+    const char *bin;
+    int32_t *ids;
+    int64_t n;
+    cq_model_config cfg;
+    cq_st_model *st;
+} tiny_fx;
+
+static void tiny_close(tiny_fx *f)
 {
-    cq_error err = CQ_ERROR_INIT;
-    int rc = cq_config_load(tiny_dir(), cfg, &err);
-    if (rc == CQ_OK)
-        rc = cq_st_open(st, tiny_dir(), &err);
-    if (rc == CQ_OK)
-        rc = cq_config_check(cfg, *st, &err);
-    CQ_CHECK_OK(rc, &err);
-    return rc;
+    cq_st_close(f->st);
+    free(f->ids);
+}
+
+static bool tiny_open(tiny_fx *f, bool with_ids)
+{
+    memset(f, 0, sizeof *f);
+    f->bin = getenv("CQ_BIN");
+    if (!cq_test_shared() || !f->bin ||
+        (with_ids && cq_test_wikitext_ids(tiny_dir(), &f->ids, &f->n) != CQ_OK) ||
+        cq_test_open_model(tiny_dir(), &f->cfg, &f->st) != CQ_OK) {
+        tiny_close(f);
+        return false;
+    }
+    return true;
 }
 
 /* The CLI on a text slice (--max-windows) gives the library's numbers bit for bit: cJSON prints
  * doubles with enough digits to round-trip. */
 CQ_TEST(eval_text_equals_library)
 {
-    const char *bin = getenv("CQ_BIN");
-    int32_t *ids = NULL;
-    int64_t n = 0;
-    cq_model_config cfg;
-    cq_st_model *st = NULL;
-    if (!cq_test_shared() || !bin || wikitext_ids(tiny_dir(), &ids, &n) != CQ_OK ||
-        open_tiny(&cfg, &st) != CQ_OK) {
-        free(ids);
+    tiny_fx fx;
+    if (!tiny_open(&fx, true))
         return;
-    }
-    cq_log_set_level(CQ_LOG_QUIET);
     cq_eval_opts o = {.seqlen = 1024, .max_windows = 3};
     cq_eval_result r;
     cq_error err = CQ_ERROR_INIT;
-    CQ_CHECK_OK(cq_eval_ppl(&cfg, st, ids, n, &o, &r, &err), &err);
+    CQ_CHECK_OK(cq_eval_ppl(&fx.cfg, fx.st, fx.ids, fx.n, &o, &r, &err), &err);
     char cmd[12000];
-    snprintf(cmd, sizeof cmd, "'%s' -q eval --json --seqlen 1024 --max-windows 3 '%s' '%s'", bin,
+    snprintf(cmd, sizeof cmd, "'%s' -q eval --json --seqlen 1024 --max-windows 3 '%s' '%s'", fx.bin,
              tiny_dir(), cq_test_shared_path(WIKITEXT));
     cJSON *j = run_json(cmd);
     fprintf(stderr, "tiny, 3 windows @1024: library ppl %.10f, cquant eval %.10f\n", r.ppl,
@@ -153,39 +142,35 @@ CQ_TEST(eval_text_equals_library)
     /* the first windows of WikiText are harder than the average: MODEL.md's full-text 138.13 */
     CQ_CHECK(r.ppl > 100 && r.ppl < 300);
     cJSON_Delete(j);
-    cq_st_close(st);
-    free(ids);
+    tiny_close(&fx);
 }
 
 /* A calib.bin as TEXT: its rows are the windows (default seqlen = its row length). */
 CQ_TEST(eval_calib_file_equals_library)
 {
-    const char *bin = getenv("CQ_BIN");
-    cq_model_config cfg;
-    cq_st_model *st = NULL;
-    if (!cq_test_shared() || !bin || open_tiny(&cfg, &st) != CQ_OK)
+    tiny_fx fx;
+    if (!tiny_open(&fx, false))
         return;
-    cq_log_set_level(CQ_LOG_QUIET);
     char out[4200], cmd[12000];
     snprintf(out, sizeof out, "%s/e.bin", cq_test_tmpdir());
     snprintf(cmd, sizeof cmd, "'%s' -q calib --json --samples 3 --seqlen 256 --seed 7 '%s' '%s' "
-             "-o '%s'", bin, tiny_dir(), cq_test_shared_path(WIKITEXT), out);
+             "-o '%s'", fx.bin, tiny_dir(), cq_test_shared_path(WIKITEXT), out);
     cJSON_Delete(run_json(cmd));
     cq_calib c;
     cq_error err = CQ_ERROR_INIT;
-    CQ_CHECK_OK(cq_calib_read(out, cfg.vocab, &c, &err), &err);
+    CQ_CHECK_OK(cq_calib_read(out, fx.cfg.vocab, &c, &err), &err);
     cq_eval_opts o = {.seqlen = 256};
     cq_eval_result r;
     if (c.ids)
-        CQ_CHECK_OK(cq_eval_ppl(&cfg, st, c.ids, c.n * c.seqlen, &o, &r, &err), &err);
-    snprintf(cmd, sizeof cmd, "'%s' -q eval --json '%s' '%s'", bin, tiny_dir(), out);
+        CQ_CHECK_OK(cq_eval_ppl(&fx.cfg, fx.st, c.ids, c.n * c.seqlen, &o, &r, &err), &err);
+    snprintf(cmd, sizeof cmd, "'%s' -q eval --json '%s' '%s'", fx.bin, tiny_dir(), out);
     cJSON *j = run_json(cmd);
     CQ_CHECK(c.ids && num(j, "ppl") == r.ppl && num(j, "nll_sum") == r.nll_sum);
     CQ_CHECK_EQ_INT(num(j, "windows"), 3);
     CQ_CHECK_EQ_INT(num(j, "seqlen"), 256);
     cJSON_Delete(j);
     cq_calib_release(&c);
-    cq_st_close(st);
+    tiny_close(&fx);
 }
 
 /* Layer source for the library reference: float weights, each Linear fake-quantized with
@@ -222,38 +207,29 @@ static int rtn_layer(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *er
 
 CQ_TEST(eval_rtn_checkpoint_equals_library_rtn)
 {
-    const char *bin = getenv("CQ_BIN");
-    int32_t *ids = NULL;
-    int64_t n = 0;
-    cq_model_config cfg;
-    cq_st_model *st = NULL;
-    if (!cq_test_shared() || !bin || wikitext_ids(tiny_dir(), &ids, &n) != CQ_OK ||
-        open_tiny(&cfg, &st) != CQ_OK) {
-        free(ids);
+    tiny_fx fx;
+    if (!tiny_open(&fx, true))
         return;
-    }
-    cq_log_set_level(CQ_LOG_QUIET);
     char cmd[12000];
     snprintf(cmd, sizeof cmd, "'%s' -q rtn --json --bits 4 --group 128 --asym '%s' -o '%s/qr'",
-             bin, tiny_dir(), cq_test_tmpdir());
+             fx.bin, tiny_dir(), cq_test_tmpdir());
     cJSON_Delete(run_json(cmd));
     snprintf(cmd, sizeof cmd, "'%s' -q eval --json --seqlen 512 --max-windows 2 '%s/qr' '%s'",
-             bin, cq_test_tmpdir(), cq_test_shared_path(WIKITEXT));
+             fx.bin, cq_test_tmpdir(), cq_test_shared_path(WIKITEXT));
     cJSON *j = run_json(cmd);
-    rtn_source src = {&cfg, st};
+    rtn_source src = {&fx.cfg, fx.st};
     cq_eval_opts o = {.seqlen = 512, .max_windows = 2, .source = rtn_layer, .source_ctx = &src};
     cq_eval_result r, f;
     cq_error err = CQ_ERROR_INIT;
-    CQ_CHECK_OK(cq_eval_ppl(&cfg, st, ids, n, &o, &r, &err), &err);
+    CQ_CHECK_OK(cq_eval_ppl(&fx.cfg, fx.st, fx.ids, fx.n, &o, &r, &err), &err);
     cq_eval_opts of = {.seqlen = 512, .max_windows = 2};
-    CQ_CHECK_OK(cq_eval_ppl(&cfg, st, ids, n, &of, &f, &err), &err);
+    CQ_CHECK_OK(cq_eval_ppl(&fx.cfg, fx.st, fx.ids, fx.n, &of, &f, &err), &err);
     fprintf(stderr, "tiny rtn w4 g128 asym, 2 windows @512: cquant eval %.10f, library RTN "
             "%.10f (float %.4f)\n", num(j, "ppl"), r.ppl, f.ppl);
     CQ_CHECK_NEAR(num(j, "ppl"), r.ppl, 1e-9 * r.ppl);
     CQ_CHECK(fabs(r.ppl - f.ppl) > 1e-3 * f.ppl); /* the 4-bit weights were used */
     cJSON_Delete(j);
-    cq_st_close(st);
-    free(ids);
+    tiny_close(&fx);
 }
 
 /* The user's bar: MODEL.md "RTN 4-bit g128 asym" 155.9124 @1024 (exact 155.91237031), through

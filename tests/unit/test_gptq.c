@@ -8,6 +8,8 @@
  * would follow different error-feedback paths and every later code would be incomparable) and
  * counts a near-tie. Any other difference is a failure. Near-ties must stay <= 0.1% of codes. */
 #include "cq_test.h"
+#include "cq_rand.h"
+#include "cq_testutil.h"
 #include "cquant/quant.h"
 
 #include <math.h>
@@ -18,18 +20,6 @@
 #define TIE_TOL 1e-3 /* in units of one quantization step; float32 drift is ~1e-5 steps */
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static double urand(void)
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ull) >> 11) * 0x1.0p-53;
-}
-static double nrand(void)
-{
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
 
 /* H = (2/n) X^T X for n = 2*cols tokens of correlated activations: a shared factor, an AR(1)
  * chain along channels, and 4 outlier channels x20 — the structure real LLM inputs have. */
@@ -38,9 +28,9 @@ static double *make_hessian(int64_t cols)
     int64_t n = 2 * cols;
     double *x = malloc((size_t)(n * cols) * sizeof *x), *h = calloc((size_t)(cols * cols), 8);
     for (int64_t t = 0; t < n; t++) {
-        double f = nrand(), prev = 0;
+        double f = cq_rand_normal(&rng), prev = 0;
         for (int64_t c = 0; c < cols; c++) {
-            prev = 0.6 * prev + nrand();
+            prev = 0.6 * prev + cq_rand_normal(&rng);
             x[t * cols + c] = (prev + 0.5 * f) * (c % 97 == 5 ? 20.0 : 1.0);
         }
     }
@@ -58,7 +48,7 @@ static float *make_weights(int64_t rows, int64_t cols)
 {
     float *w = malloc((size_t)(rows * cols) * sizeof *w);
     for (int64_t i = 0; i < rows * cols; i++)
-        w[i] = (float)(0.02 * nrand() * (urand() < 0.005 ? 10.0 : 1.0));
+        w[i] = (float)(0.02 * cq_rand_normal(&rng) * (cq_rand_uniform(&rng) < 0.005 ? 10.0 : 1.0));
     for (int64_t c = 0; c < cols; c++) /* an all-positive row: the sym quirk of §B.4 */
         w[c] = fabsf(w[c]);
     return w;
@@ -78,21 +68,8 @@ typedef struct ref_out {
 static void ref_fit(const double *x, int64_t n, int bits, bool sym, double zhint, double *scale,
                     double *zero, int64_t *ties)
 {
-    double maxq = (double)((1 << bits) - 1), lo = 0.0, hi = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        lo = fmin(lo, x[i]);
-        hi = fmax(hi, x[i]);
-    }
-    if (sym) {
-        hi = fmax(fabs(lo), hi);
-        if (lo < 0)
-            lo = -hi;
-    }
-    if (lo == 0 && hi == 0) {
-        lo = -1;
-        hi = 1;
-    }
-    *scale = (hi - lo) / maxq;
+    double maxq = (double)((1 << bits) - 1), lo;
+    *scale = cq_test_minmax_scale(x, n, bits, sym, &lo);
     if (sym) {
         *zero = (maxq + 1) / 2;
         return;
@@ -287,25 +264,6 @@ static void ref_free(ref_out *o)
     free(o->q);
 }
 
-/* tr((W - Q) H (W - Q)^T): the layer's output error on the calibration inputs. */
-static double output_error(const float *w, const float *q, int64_t rows, int64_t cols,
-                           const double *h)
-{
-    double *d = malloc((size_t)cols * 8), tot = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t j = 0; j < cols; j++)
-            d[j] = (double)w[r * cols + j] - q[r * cols + j];
-        for (int64_t i = 0; i < cols; i++) {
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++)
-                s += h[i * cols + j] * d[j];
-            tot += d[i] * s;
-        }
-    }
-    free(d);
-    return tot;
-}
-
 static cq_qconfig to_cfg(const ref_cfg *c)
 {
     cq_qconfig q;
@@ -417,7 +375,8 @@ CQ_TEST(beats_rtn_on_output_error)
             CQ_CHECK_OK(cq_gptq_quantize(&cfg, w, rows, cols, h, &g, &err), &err);
             CQ_CHECK_OK(cq_rtn_quantize(&cfg, w0, rows, cols, &r, &err), &err);
             cq_qresult_dequant(&r, qr);
-            double eg = output_error(w0, w, rows, cols, h), er = output_error(w0, qr, rows, cols, h);
+            double eg = cq_test_output_error(w0, w, rows, cols, h);
+            double er = cq_test_output_error(w0, qr, rows, cols, h);
             if (!(eg < 0.8 * er))
                 CQ_FAIL("g%d act%d: gptq output error %.6g not < 0.8 x rtn %.6g", groups[gi], act,
                         eg, er);
@@ -429,6 +388,18 @@ CQ_TEST(beats_rtn_on_output_error)
     free(w);
     free(w0);
     free(h);
+}
+
+/* cquant's GPTQ with C's options on fresh make_weights(rows, cols), which must succeed; returns
+ * the weights as it left them (the caller frees them and releases *r). */
+static float *quantize_ok(const ref_cfg *c, int64_t rows, int64_t cols, const double *h,
+                          cq_qresult *r)
+{
+    cq_qconfig cfg = to_cfg(c);
+    float *w = make_weights(rows, cols);
+    cq_error err = CQ_ERROR_INIT;
+    CQ_CHECK_OK(cq_gptq_quantize(&cfg, w, rows, cols, h, r, &err), &err);
+    return w;
 }
 
 /* Columns with H_ii == 0 (and their zero off-diagonals) are dead: W column zeroed, code = zero
@@ -443,11 +414,8 @@ CQ_TEST(dead_columns)
             h[dead[i] * cols + j] = h[j * cols + dead[i]] = 0.0;
     ref_cfg c = {4, 32, 128, 6, false, true, false, 0.01};
     compare(&c, rows, cols, h);
-    cq_qconfig cfg = to_cfg(&c);
-    float *w = make_weights(rows, cols);
     cq_qresult r;
-    cq_error err = CQ_ERROR_INIT;
-    CQ_CHECK_OK(cq_gptq_quantize(&cfg, w, rows, cols, h, &r, &err), &err);
+    float *w = quantize_ok(&c, rows, cols, h, &r);
     CQ_CHECK_EQ_INT(r.dead_cols, 4);
     int bad = 0;
     for (int i = 0; i < 4; i++)
@@ -467,7 +435,7 @@ CQ_TEST(indefinite_hessian_retries)
     int64_t cols = 64, n = 16, rows = 16;
     double *x = malloc((size_t)(n * cols) * 8), *h = calloc((size_t)(cols * cols), 8), mean = 0;
     for (int64_t i = 0; i < n * cols; i++)
-        x[i] = nrand();
+        x[i] = cq_rand_normal(&rng);
     for (int64_t t = 0; t < n; t++)
         for (int64_t i = 0; i < cols; i++)
             for (int64_t j = 0; j < cols; j++)
@@ -478,10 +446,8 @@ CQ_TEST(indefinite_hessian_retries)
         h[i * cols + i] -= 0.05 * mean;
     ref_cfg c = {4, -1, 128, 6, true, false, false, 0.01};
     cq_qconfig cfg = to_cfg(&c);
-    float *w = make_weights(rows, cols);
     cq_qresult r;
-    cq_error err = CQ_ERROR_INIT;
-    CQ_CHECK_OK(cq_gptq_quantize(&cfg, w, rows, cols, h, &r, &err), &err);
+    float *w = quantize_ok(&c, rows, cols, h, &r);
     CQ_CHECK_EQ_INT(r.damp_tries, 2);
     CQ_CHECK_NEAR(r.damp_used, 0.1, 1e-12);
     CQ_CHECK(r.damp_used > cfg.damp);
@@ -491,7 +457,7 @@ CQ_TEST(indefinite_hessian_retries)
     for (int64_t i = 0; i < cols * cols; i++)
         h[i] = i % (cols + 1) == 0 ? -1.0 : 0.0;
     cfg.max_damp_tries = 3;
-    cq_error_clear(&err);
+    cq_error err = CQ_ERROR_INIT;
     CQ_CHECK_EQ_INT(cq_gptq_quantize(&cfg, w, rows, cols, h, &r, &err), CQ_E_NUMERIC);
     CQ_CHECK(strstr(err.msg, "positive definite") != NULL && strstr(err.msg, "3") != NULL);
     CQ_CHECK(r.q == NULL);

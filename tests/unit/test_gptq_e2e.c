@@ -1,8 +1,8 @@
 /* End-to-end `cquant gptq` on cq-llama-tiny (in the repo) with 16 x 256 calibration tokens (with
  * 8 x 128 GPTQ overfits and its WikiText perplexity only ties RTN's), checked with code written
  * here:
- *  - the output is read with a minimal safetensors parser and its 4-bit GPTQ tensors decoded
- *    with our own bit loops (notes §B.1-B.3);
+ *  - the output is read with the tests' own minimal safetensors parser (tests/cq_testutil.c)
+ *    and its 4-bit GPTQ tensors decoded with our own bit loops (notes §B.1-B.3);
  *  - layer 0's q/k/v Hessian is recomputed in double from the calibration ids (embedding +
  *    RMSNorm by hand), and tr(ΔHΔᵀ)/2 of the decoded weights and of a naive min-max RTN must
  *    match the report's gptq_loss / rtn_loss; GPTQ's output error is below RTN's for every
@@ -13,6 +13,7 @@
  *  - hostile inputs: NaN activations, a Hessian that will not factor: exit 5, one line naming
  *    the layer / tensor, nothing at -o. */
 #include "cq_test.h"
+#include "cq_testutil.h"
 
 #include "cquant/calib.h"
 #include "cquant/log.h"
@@ -30,111 +31,32 @@
 
 enum { NS = 16, SL = 256, HID = 256, INTER = 768 };
 
-/* ---- minimal safetensors reader: whole file in memory ---- */
-typedef struct stfile {
-    unsigned char *buf;
-    size_t size, data_off;
-    cJSON *hdr;
-} stfile;
-
-static int st_load(stfile *f, const char *path)
-{
-    memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -1;
-    fseek(fp, 0, SEEK_END);
-    f->size = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    f->buf = malloc(f->size);
-    int ok = f->buf && fread(f->buf, 1, f->size, fp) == f->size;
-    fclose(fp);
-    if (!ok)
-        return -1;
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | f->buf[i];
-    if (n + 8 > f->size)
-        return -1;
-    f->hdr = cJSON_ParseWithLength((const char *)f->buf + 8, (size_t)n);
-    f->data_off = 8 + (size_t)n;
-    return f->hdr ? 0 : -1;
-}
-
-static void st_free(stfile *f)
-{
-    cJSON_Delete(f->hdr);
-    free(f->buf);
-}
-
-static const unsigned char *st_get(const stfile *f, const char *name, int64_t shape[2])
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f->hdr, name);
-    if (!t)
-        return NULL;
-    const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    const cJSON *shp = cJSON_GetObjectItemCaseSensitive(t, "shape");
-    shape[0] = shape[1] = 1;
-    int k = 0;
-    for (const cJSON *d = shp ? shp->child : NULL; d && k < 2; d = d->next)
-        shape[k++] = (int64_t)d->valuedouble;
-    return f->buf + f->data_off + (size_t)cJSON_GetArrayItem(off, 0)->valuedouble;
-}
-
-static uint32_t rd32(const unsigned char *p, size_t i)
-{
-    return (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-           (uint32_t)p[4 * i + 3] << 24;
-}
-
-static double f16_value(uint16_t h)
-{
-    int e = (h >> 10) & 31, m = h & 1023;
-    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
-    return (h & 0x8000) ? -v : v;
-}
-
-static float bf16_value(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* f32 -> nearest f16 value (ties to even), normal range. */
-static float f16_round(float x)
-{
-    int e;
-    double m = frexp(x, &e);
-    return (float)ldexp(rint(ldexp(m, 11)), e - 11);
-}
-
 /* Decoded 4-bit GPTQ Linear: W[out][in] = scale[g][n] * (q[k][n] - zero[g][n]), v1 zero+1. */
-static float *decode_linear(const stfile *f, const char *module, int v1, int64_t *rows,
+static float *decode_linear(const cq_test_stfile *f, const char *module, int v1, int64_t *rows,
                             int64_t *cols)
 {
     char name[256];
     int64_t qs[2], zs[2], ss[2], gs[2];
     snprintf(name, sizeof name, "%s.qweight", module);
-    const unsigned char *qw = st_get(f, name, qs);
+    const unsigned char *qw = cq_test_st_get(f, name, NULL, qs, NULL);
     snprintf(name, sizeof name, "%s.qzeros", module);
-    const unsigned char *qz = st_get(f, name, zs);
+    const unsigned char *qz = cq_test_st_get(f, name, NULL, zs, NULL);
     snprintf(name, sizeof name, "%s.scales", module);
-    const unsigned char *sc = st_get(f, name, ss);
+    const unsigned char *sc = cq_test_st_get(f, name, NULL, ss, NULL);
     snprintf(name, sizeof name, "%s.g_idx", module);
-    const unsigned char *gi = st_get(f, name, gs);
+    const unsigned char *gi = cq_test_st_get(f, name, NULL, gs, NULL);
     if (!qw || !qz || !sc || !gi)
         return NULL;
     int64_t out = qs[1], in = qs[0] * 8;
     float *w = malloc((size_t)(out * in) * sizeof *w);
     for (int64_t k = 0; k < in; k++) {
-        int64_t g = (int32_t)rd32(gi, (size_t)k);
+        int64_t g = (int32_t)cq_test_rd32(gi, (size_t)k);
         for (int64_t n = 0; n < out; n++) {
-            uint32_t q = rd32(qw, (size_t)((k / 8) * out + n)) >> (4 * (k % 8)) & 15;
-            uint32_t z = rd32(qz, (size_t)(g * zs[1] + n / 8)) >> (4 * (n % 8)) & 15;
-            uint16_t hs = (uint16_t)(sc[2 * (g * out + n)] | sc[2 * (g * out + n) + 1] << 8);
-            w[n * in + k] = (float)(f16_value(hs) * ((double)q - (double)(z + (uint32_t)v1)));
+            uint32_t q = cq_test_rd32(qw, (size_t)((k / 8) * out + n)) >> (4 * (k % 8)) & 15;
+            uint32_t z = cq_test_rd32(qz, (size_t)(g * zs[1] + n / 8)) >> (4 * (n % 8)) & 15;
+            uint16_t hs = cq_test_rd16(sc, (size_t)(g * out + n));
+            double zv = (double)(z + (uint32_t)v1);
+            w[n * in + k] = (float)(cq_test_f16_value(hs) * ((double)q - zv));
         }
     }
     *rows = out;
@@ -143,15 +65,15 @@ static float *decode_linear(const stfile *f, const char *module, int v1, int64_t
 }
 
 /* Original BF16 weights of the tiny model as f32. */
-static float *orig_tensor(const stfile *m, const char *name, int64_t shape[2])
+static float *orig_tensor(const cq_test_stfile *m, const char *name, int64_t shape[2])
 {
-    const unsigned char *p = st_get(m, name, shape);
+    const unsigned char *p = cq_test_st_get(m, name, NULL, shape, NULL);
     if (!p)
         return NULL;
     int64_t n = shape[0] * shape[1];
     float *w = malloc((size_t)n * sizeof *w);
     for (int64_t i = 0; i < n; i++)
-        w[i] = bf16_value((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        w[i] = cq_test_bf16_value(cq_test_rd16(p, (size_t)i));
     return w;
 }
 
@@ -163,25 +85,12 @@ static void rtn_ref(const float *w, int64_t rows, int64_t cols, int bits, int sy
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c0 = 0; c0 < cols; c0 += 128) {
             const float *x = w + r * cols + c0;
-            float mn = 0, mx = 0;
-            for (int j = 0; j < 128; j++) {
-                mn = x[j] < mn ? x[j] : mn;
-                mx = x[j] > mx ? x[j] : mx;
-            }
-            if (sym) {
-                mx = fabsf(mn) > mx ? fabsf(mn) : mx;
-                if (mn < 0)
-                    mn = -mx;
-            }
-            if (mn == 0 && mx == 0) {
-                mn = -1;
-                mx = 1;
-            }
-            float s = (mx - mn) / maxq, z = sym ? (maxq + 1) / 2 : rintf(-mn / s);
+            float s, z;
+            cq_test_minmax_f32(x, 128, bits, sym, &s, &z);
             for (int j = 0; j < 128; j++) {
                 float q = rintf(x[j] / s) + z;
                 q = q < 0 ? 0 : q > maxq ? maxq : q;
-                out[r * cols + c0 + j] = f16_round(s) * (q - z);
+                out[r * cols + c0 + j] = (float)cq_test_f16_value(cq_test_f16_round(s)) * (q - z);
             }
         }
 }
@@ -189,20 +98,7 @@ static void rtn_ref(const float *w, int64_t rows, int64_t cols, int bits, int sy
 /* tr((W-Q) H (W-Q)ᵀ)/2 in double. */
 static double hloss(const float *w, const float *q, int64_t rows, int64_t cols, const double *h)
 {
-    double tot = 0;
-    double *d = malloc((size_t)cols * sizeof *d);
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t c = 0; c < cols; c++)
-            d[c] = (double)w[r * cols + c] - q[r * cols + c];
-        for (int64_t i = 0; i < cols; i++) {
-            double s = 0;
-            for (int64_t j = 0; j < cols; j++)
-                s += h[i * cols + j] * d[j];
-            tot += d[i] * s;
-        }
-    }
-    free(d);
-    return tot / 2;
+    return cq_test_output_error(w, q, rows, cols, h) / 2;
 }
 
 /* ---- running the binary ---- */
@@ -225,18 +121,6 @@ static bool exists(const char *p)
 {
     struct stat sb;
     return stat(p, &sb) == 0;
-}
-
-static cJSON *load_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    static char buf[1 << 21];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return cJSON_Parse(buf);
 }
 
 static const cJSON *report_entry(const cJSON *rep, const char *name)
@@ -334,10 +218,10 @@ static const char *const lin_names[7] = {"self_attn.q_proj", "self_attn.k_proj",
                                          "mlp.down_proj"};
 
 /* Layer 0's q/k/v input Hessian from the ids: H = 2/n Σ x xᵀ, x = RMSNorm(embed[id]). */
-static double *hessian_l0(const stfile *m)
+static double *hessian_l0(const cq_test_stfile *m)
 {
     int64_t es[2], ns[2];
-    const unsigned char *emb = st_get(m, "model.embed_tokens.weight", es);
+    const unsigned char *emb = cq_test_st_get(m, "model.embed_tokens.weight", NULL, es, NULL);
     float *nw = orig_tensor(m, "model.layers.0.input_layernorm.weight", ns);
     double *h = calloc(HID * HID, sizeof *h), x[HID];
     for (int64_t t = 0; t < NS * SL; t++) {
@@ -345,7 +229,7 @@ static double *hessian_l0(const stfile *m)
         double ss = 0;
         for (int c = 0; c < HID; c++) {
             const unsigned char *p = emb + 2 * ((size_t)id * HID + (size_t)c);
-            x[c] = bf16_value((uint16_t)(p[0] | p[1] << 8));
+            x[c] = cq_test_bf16_value(cq_test_rd16(p, 0));
             ss += x[c] * x[c];
         }
         double inv = 1.0 / sqrt(ss / HID + 1e-5);
@@ -366,13 +250,13 @@ CQ_TEST(decode_and_losses)
     if (!fixture())
         return;
     char path[1300];
-    stfile q, m;
+    cq_test_stfile q, m;
     snprintf(path, sizeof path, "%s/model.safetensors", fx.gq);
-    CQ_CHECK(st_load(&q, path) == 0);
+    CQ_CHECK(cq_test_st_load(&q, path) == 0);
     snprintf(path, sizeof path, "%s/model.safetensors", tiny());
-    CQ_CHECK(st_load(&m, path) == 0);
+    CQ_CHECK(cq_test_st_load(&m, path) == 0);
     snprintf(path, sizeof path, "%s/cquant-report.json", fx.gq);
-    cJSON *rep = load_json(path);
+    cJSON *rep = cq_test_load_json(path);
     CQ_CHECK(rep != NULL);
     if (!rep || !q.hdr || !m.hdr)
         return;
@@ -437,8 +321,8 @@ CQ_TEST(decode_and_losses)
     }
     free(h);
     cJSON_Delete(rep);
-    st_free(&q);
-    st_free(&m);
+    cq_test_st_free(&q);
+    cq_test_st_free(&m);
 }
 
 /* ppl of `cquant dequant DIR` on the first windows of WikiText. */
@@ -521,14 +405,14 @@ CQ_TEST(statistics_file)
              "--include 'model.layers.1.self_attn.o_proj' --include 'model.layers.1.mlp.down_proj' "
              "-o '%s' >/dev/null", getenv("CQ_BIN"), tiny(), stats, out);
     CQ_CHECK_EQ_INT(run(cmd), 0);
-    stfile q, m, hs;
+    cq_test_stfile q, m, hs;
     snprintf(path, sizeof path, "%s/model.safetensors", out);
-    CQ_CHECK(st_load(&q, path) == 0);
+    CQ_CHECK(cq_test_st_load(&q, path) == 0);
     snprintf(path, sizeof path, "%s/model.safetensors", tiny());
-    CQ_CHECK(st_load(&m, path) == 0);
-    CQ_CHECK(st_load(&hs, stats) == 0);
+    CQ_CHECK(cq_test_st_load(&m, path) == 0);
+    CQ_CHECK(cq_test_st_load(&hs, stats) == 0);
     snprintf(path, sizeof path, "%s/cquant-report.json", out);
-    cJSON *rep = load_json(path);
+    cJSON *rep = cq_test_load_json(path);
     const char *mods[3] = {"self_attn.q_proj", "self_attn.o_proj", "mlp.down_proj"};
     int n_q = 0;
     const cJSON *e;
@@ -544,7 +428,7 @@ CQ_TEST(statistics_file)
         float *w = orig_tensor(&m, wn, sh);
         const cJSON *hm = cJSON_GetObjectItemCaseSensitive(hs.hdr, hn);
         const char *dt = cJSON_GetObjectItemCaseSensitive(hm, "dtype")->valuestring;
-        const unsigned char *hp = st_get(&hs, hn, hsh);
+        const unsigned char *hp = cq_test_st_get(&hs, hn, NULL, hsh, NULL);
         CQ_CHECK(dq && w && hp && hsh[0] == cols && hsh[1] == cols);
         if (!dq || !w || !hp)
             continue;
@@ -573,16 +457,16 @@ CQ_TEST(statistics_file)
         free(w);
     }
     cJSON_Delete(rep);
-    st_free(&q);
-    st_free(&m);
-    st_free(&hs);
+    cq_test_st_free(&q);
+    cq_test_st_free(&m);
+    cq_test_st_free(&hs);
     /* without --include: the other 25 Linears fall back to RTN (warned); --strict refuses */
     snprintf(out, sizeof out, "%s/gq-stats-all", fx.dir);
     snprintf(cmd, sizeof cmd, "'%s' gptq '%s' '%s' -o '%s' >/dev/null 2>'%s.err'",
              getenv("CQ_BIN"), tiny(), stats, out, out);
     CQ_CHECK_EQ_INT(run(cmd), 0);
     snprintf(path, sizeof path, "%s/cquant-report.json", out);
-    rep = load_json(path);
+    rep = cq_test_load_json(path);
     int n_rtn = 0, n_gptq = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(rep, "layers"))
     {
@@ -635,14 +519,15 @@ CQ_TEST(nan_activations)
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && chmod -R u+w '%s'", tiny(), dir, dir);
     CQ_CHECK_EQ_INT(run(cmd), 0);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    stfile m;
-    CQ_CHECK(st_load(&m, path) == 0);
+    cq_test_stfile m;
+    CQ_CHECK(cq_test_st_load(&m, path) == 0);
     int64_t sh[2];
-    const unsigned char *p = st_get(&m, "model.layers.1.input_layernorm.weight", sh);
+    const unsigned char *p =
+        cq_test_st_get(&m, "model.layers.1.input_layernorm.weight", NULL, sh, NULL);
     if (!p)
         return;
     size_t off = (size_t)(p - m.buf) + 2 * 7; /* element 7 := BF16 NaN */
-    st_free(&m);
+    cq_test_st_free(&m);
     FILE *f = fopen(path, "r+b");
     unsigned char nan16[2] = {0xc0, 0x7f};
     fseek(f, (long)off, SEEK_SET);

@@ -3,6 +3,8 @@
  * specific status, never a crash), the GPTQ v1 overflow case, misaligned data, a small fuzz
  * loop, quantization_config contents and the registry. */
 #include "cq_test.h"
+#include "cq_rand.h"
+#include "cq_testutil.h"
 #include "cquant/dtype.h"
 #include "cquant/pack.h"
 
@@ -10,49 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x13198a2e03707344ull;
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-
-static cq_qconfig mkcfg(int bits, int group, bool sym, bool act_order, bool static_groups)
-{
-    cq_qconfig c;
-    memset(&c, 0, sizeof(c));
-    c.bits = bits, c.group_size = group, c.sym = sym, c.act_order = act_order;
-    c.static_groups = static_groups, c.damp = 0.01, c.block_size = 128, c.max_damp_tries = 6;
-    return c;
-}
-
-static void free_result(cq_qresult *r)
-{
-    free(r->q), free(r->scale), free(r->zero), free(r->g_idx);
-    memset(r, 0, sizeof(*r));
-}
-
-static void mkresult(cq_qresult *r, const cq_qconfig *c, int64_t rows, int64_t cols, bool permute)
-{
-    int64_t g = c->group_size > 0 ? c->group_size : cols;
-    memset(r, 0, sizeof(*r));
-    r->rows = rows, r->cols = cols, r->bits = c->bits, r->group_size = c->group_size;
-    r->sym = c->sym, r->n_groups = (cols + g - 1) / g;
-    r->q = malloc((size_t)(rows * cols));
-    r->scale = malloc((size_t)(rows * r->n_groups) * sizeof(float));
-    r->zero = malloc((size_t)(rows * r->n_groups));
-    r->g_idx = malloc((size_t)cols * sizeof(int32_t));
-    for (int64_t i = 0; i < rows * cols; i++)
-        r->q[i] = (uint8_t)(rnd() % (1u << c->bits));
-    for (int64_t i = 0; i < rows * r->n_groups; i++) {
-        r->zero[i] = (uint8_t)(c->sym ? 1u << (c->bits - 1) : rnd() % (1u << c->bits));
-        r->scale[i] = 0.01f + (float)(rnd() % 1000) * 1e-5f;
-    }
-    for (int64_t k = 0; k < cols; k++) /* a fixed non-trivial permutation: reversed columns */
-        r->g_idx[k] = (int32_t)((permute ? cols - 1 - k : k) / g);
-}
+static uint64_t rng = 0x13198a2e03707344ull;
 
 /* A packed layer with its quantization_config, for mutation. */
 typedef struct fixture {
@@ -68,7 +28,7 @@ static void fx_make(fixture *f, const cq_layout *L, cq_qconfig c, int64_t rows, 
 {
     cq_error err = CQ_ERROR_INIT;
     f->L = L, f->c = c, f->np = 0;
-    mkresult(&f->r, &c, rows, cols, c.act_order && !c.static_groups);
+    cq_test_random_qresult(&f->r, &c, rows, cols, c.act_order && !c.static_groups, &rng);
     CQ_CHECK_OK(L->pack(&c, &f->r, f->p, &f->np, &err), &err);
     f->qc = cJSON_CreateObject();
     CQ_CHECK_OK(L->qconfig(&c, "gptq", f->qc, &err), &err);
@@ -77,7 +37,7 @@ static void fx_make(fixture *f, const cq_layout *L, cq_qconfig c, int64_t rows, 
 static void fx_free(fixture *f)
 {
     cq_packed_release(f->p, f->np);
-    free_result(&f->r);
+    cq_qresult_release(&f->r);
     cJSON_Delete(f->qc);
 }
 
@@ -92,7 +52,7 @@ static int try_unpack(const fixture *f, const cJSON *qc, const cq_packed *p, int
     if (rc != CQ_OK)
         CQ_CHECK(out.q == NULL && out.scale == NULL && err.msg[0] != 0);
     else
-        free_result(&out);
+        cq_qresult_release(&out);
     return rc;
 }
 
@@ -180,24 +140,68 @@ static int try_cfg(const fixture *f, const char *path, const char *key, const ch
     return rc;
 }
 
+/* Edits of each layout's quantization_config (see try_cfg; W: inside the compressed-tensors
+ * weights group) and the status unpack must answer. */
+#define G &cq_layout_gptq
+#define A &cq_layout_awq
+#define T &cq_layout_ct
+#define W "config_groups/group_0/weights"
+static const struct cfg_case {
+    const cq_layout *L;
+    const char *path, *key, *json;
+    int want;
+    const char *what;
+} cfg_cases[] = {
+    {G, NULL, "bits", NULL, CQ_E_FORMAT, "bits missing"},
+    {G, NULL, "bits", "\"4\"", CQ_E_FORMAT, "bits string"},
+    {G, NULL, "bits", "4.5", CQ_E_FORMAT, "bits 4.5"},
+    {G, NULL, "bits", "5", CQ_E_UNSUPPORTED, "bits 5"},
+    {G, NULL, "bits", "4294967300", CQ_E_UNSUPPORTED, "bits 2^32+4"},
+    {G, NULL, "bits", "3", CQ_E_SHAPE, "bits 3 vs 4-bit tensors"},
+    {G, NULL, "group_size", NULL, CQ_E_FORMAT, "group missing"},
+    {G, NULL, "group_size", "0", CQ_E_FORMAT, "group 0"},
+    {G, NULL, "group_size", "64", CQ_E_SHAPE, "group 64 vs 4 groups"},
+    {G, NULL, "sym", "1", CQ_E_FORMAT, "sym not bool"},
+    {G, NULL, "checkpoint_format", "\"marlin\"", CQ_E_FORMAT, "formats differ"},
+    {G, NULL, "format", "\"gptq\"", CQ_E_FORMAT, "formats differ 2"},
+    {A, NULL, "bits", "3", CQ_E_UNSUPPORTED, "bits 3"},
+    {A, NULL, "bits", NULL, CQ_E_FORMAT, "bits missing"},
+    {A, NULL, "group_size", "-1", CQ_E_UNSUPPORTED, "group -1"},
+    {A, NULL, "group_size", "48", CQ_E_SHAPE, "group 48 vs 64 cols"},
+    {A, NULL, "zero_point", "false", CQ_E_UNSUPPORTED, "no zero point"},
+    {A, NULL, "version", "\"gemv\"", CQ_E_UNSUPPORTED, "gemv"},
+    {T, W, "num_bits", "5", CQ_E_UNSUPPORTED, "5 bits"},
+    {T, W, "num_bits", NULL, CQ_E_UNSUPPORTED, "bits missing"},
+    {T, W, "type", "\"float\"", CQ_E_UNSUPPORTED, "float"},
+    {T, W, "strategy", "\"tensor\"", CQ_E_UNSUPPORTED, "tensor strategy"},
+    {T, W, "group_size", "-7", CQ_E_FORMAT, "group -7"},
+    {T, W, "group_size", "32", CQ_E_SHAPE, "group 32 vs 4 groups"},
+    {T, W, "symmetric", "true", CQ_OK, "sym drops zero point"},
+    {T, NULL, "format", "\"int-quantized\"", CQ_E_UNSUPPORTED, "format"},
+    {T, NULL, "config_groups", "{}", CQ_E_FORMAT, "no groups"},
+    {T, NULL, "config_groups", NULL, CQ_E_FORMAT, "groups missing"},
+};
+#undef G
+#undef A
+#undef T
+#undef W
+
+static void try_cfgs(const fixture *f)
+{
+    for (size_t i = 0; i < sizeof cfg_cases / sizeof cfg_cases[0]; i++) {
+        const struct cfg_case *k = &cfg_cases[i];
+        if (k->L == f->L)
+            EXPECT_RC(try_cfg(f, k->path, k->key, k->json), k->want, k->what);
+    }
+}
+
 CQ_TEST(gptq_unpack_hostile)
 {
     fixture fx, *f = &fx;
-    fx_make(f, &cq_layout_gptq, mkcfg(4, 32, false, true, false), 64, 128);
+    fx_make(f, &cq_layout_gptq, cq_test_qconfig(4, 32, false, true, false), 64, 128);
     mutate_each_tensor(f);
     bad_gidx(f, "g_idx");
-    EXPECT_RC(try_cfg(f, NULL, "bits", NULL), CQ_E_FORMAT, "bits missing");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "\"4\""), CQ_E_FORMAT, "bits string");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "4.5"), CQ_E_FORMAT, "bits 4.5");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "5"), CQ_E_UNSUPPORTED, "bits 5");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "4294967300"), CQ_E_UNSUPPORTED, "bits 2^32+4");
-    EXPECT_RC(try_cfg(f, NULL, "bits", "3"), CQ_E_SHAPE, "bits 3 vs 4-bit tensors");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", NULL), CQ_E_FORMAT, "group missing");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", "0"), CQ_E_FORMAT, "group 0");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", "64"), CQ_E_SHAPE, "group 64 vs 4 groups");
-    EXPECT_RC(try_cfg(f, NULL, "sym", "1"), CQ_E_FORMAT, "sym not bool");
-    EXPECT_RC(try_cfg(f, NULL, "checkpoint_format", "\"marlin\""), CQ_E_FORMAT, "formats differ");
-    EXPECT_RC(try_cfg(f, NULL, "format", "\"gptq\""), CQ_E_FORMAT, "formats differ 2");
+    try_cfgs(f);
     cJSON *qc = cJSON_Duplicate(f->qc, true);
     cJSON_ReplaceItemInObject(qc, "format", cJSON_CreateString("marlin"));
     cJSON_ReplaceItemInObject(qc, "checkpoint_format", cJSON_CreateString("marlin"));
@@ -209,14 +213,9 @@ CQ_TEST(gptq_unpack_hostile)
 CQ_TEST(awq_unpack_hostile)
 {
     fixture fx, *f = &fx;
-    fx_make(f, &cq_layout_awq, mkcfg(4, 32, false, false, false), 16, 64);
+    fx_make(f, &cq_layout_awq, cq_test_qconfig(4, 32, false, false, false), 16, 64);
     mutate_each_tensor(f);
-    EXPECT_RC(try_cfg(f, NULL, "bits", "3"), CQ_E_UNSUPPORTED, "bits 3");
-    EXPECT_RC(try_cfg(f, NULL, "bits", NULL), CQ_E_FORMAT, "bits missing");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", "-1"), CQ_E_UNSUPPORTED, "group -1");
-    EXPECT_RC(try_cfg(f, NULL, "group_size", "48"), CQ_E_SHAPE, "group 48 vs 64 cols");
-    EXPECT_RC(try_cfg(f, NULL, "zero_point", "false"), CQ_E_UNSUPPORTED, "no zero point");
-    EXPECT_RC(try_cfg(f, NULL, "version", "\"gemv\""), CQ_E_UNSUPPORTED, "gemv");
+    try_cfgs(f);
     /* AutoAWQ's own spellings are accepted */
     cJSON *qc = cJSON_Duplicate(f->qc, true);
     cJSON_DeleteItemFromObject(qc, "bits");
@@ -231,20 +230,10 @@ CQ_TEST(awq_unpack_hostile)
 CQ_TEST(ct_unpack_hostile)
 {
     fixture fx, *f = &fx;
-    fx_make(f, &cq_layout_ct, mkcfg(4, 16, false, true, false), 33, 64);
+    fx_make(f, &cq_layout_ct, cq_test_qconfig(4, 16, false, true, false), 33, 64);
     mutate_each_tensor(f);
     bad_gidx(f, "weight_g_idx");
-    const char *W = "weights";
-    EXPECT_RC(try_cfg(f, W, "num_bits", "5"), CQ_E_UNSUPPORTED, "5 bits");
-    EXPECT_RC(try_cfg(f, W, "num_bits", NULL), CQ_E_UNSUPPORTED, "bits missing");
-    EXPECT_RC(try_cfg(f, W, "type", "\"float\""), CQ_E_UNSUPPORTED, "float");
-    EXPECT_RC(try_cfg(f, W, "strategy", "\"tensor\""), CQ_E_UNSUPPORTED, "tensor strategy");
-    EXPECT_RC(try_cfg(f, W, "group_size", "-7"), CQ_E_FORMAT, "group -7");
-    EXPECT_RC(try_cfg(f, W, "group_size", "32"), CQ_E_SHAPE, "group 32 vs 4 groups");
-    EXPECT_RC(try_cfg(f, W, "symmetric", "true"), CQ_OK, "sym drops zero point");
-    EXPECT_RC(try_cfg(f, NULL, "format", "\"int-quantized\""), CQ_E_UNSUPPORTED, "format");
-    EXPECT_RC(try_cfg(f, NULL, "config_groups", "{}"), CQ_E_FORMAT, "no groups");
-    EXPECT_RC(try_cfg(f, NULL, "config_groups", NULL), CQ_E_FORMAT, "groups missing");
+    try_cfgs(f);
     /* weight_shape disagreeing with the caller's shape */
     const cq_packed *sh = cq_packed_find(f->p, f->np, "weight_shape");
     int64_t bad[2] = {33, 65};
@@ -261,7 +250,7 @@ CQ_TEST(gptq_v1_overflow_field_decodes_to_2_pow_b)
     static const int bits[] = {2, 3, 4, 8};
     for (int i = 0; i < 4; i++) {
         fixture fx, *f = &fx;
-        fx_make(f, &cq_layout_gptq, mkcfg(bits[i], 32, true, false, false), 32, 64);
+        fx_make(f, &cq_layout_gptq, cq_test_qconfig(bits[i], 32, true, false, false), 32, 64);
         cq_packed *qz = (cq_packed *)cq_packed_find(f->p, f->np, "qzeros");
         memset(qz->data, 0xFF, qz->nbytes);
         cq_error err = CQ_ERROR_INIT;
@@ -277,7 +266,7 @@ CQ_TEST(gptq_v1_overflow_field_decodes_to_2_pow_b)
             CQ_CHECK_EQ_INT(bad, 0);
             if (rc == CQ_OK)
                 CQ_CHECK(memcmp(out.q, f->r.q, 32 * 64) == 0);
-            free_result(&out);
+            cq_qresult_release(&out);
         }
         fx_free(f);
     }
@@ -289,7 +278,7 @@ CQ_TEST(unpack_misaligned_data)
     const cq_layout *Ls[3] = {&cq_layout_gptq, &cq_layout_awq, &cq_layout_ct};
     for (int l = 0; l < 3; l++) {
         fixture fx, *f = &fx;
-        fx_make(f, Ls[l], mkcfg(4, 32, false, false, false), 32, 64);
+        fx_make(f, Ls[l], cq_test_qconfig(4, 32, false, false, false), 32, 64);
         cq_packed m[CQ_PACK_MAX_TENSORS];
         char *bufs[CQ_PACK_MAX_TENSORS];
         for (int i = 0; i < f->np; i++) {
@@ -305,7 +294,7 @@ CQ_TEST(unpack_misaligned_data)
             CQ_CHECK(memcmp(out.q, f->r.q, 32 * 64) == 0);
             CQ_CHECK(memcmp(out.zero, f->r.zero, (size_t)(32 * f->r.n_groups)) == 0);
         }
-        free_result(&out);
+        cq_qresult_release(&out);
         for (int i = 0; i < f->np; i++)
             free(bufs[i]);
         fx_free(f);
@@ -318,15 +307,19 @@ CQ_TEST(unpack_fuzz_never_crashes)
     const cq_layout *Ls[3] = {&cq_layout_gptq, &cq_layout_awq, &cq_layout_ct};
     for (int iter = 0; iter < 300; iter++) {
         fixture fx, *f = &fx;
-        int l = iter % 3, b = l == 1 ? 4 : (int[]){2, 3, 4, 8}[rnd() % 4];
-        fx_make(f, Ls[l], mkcfg(b, 32, l != 1 && rnd() % 2, l != 1 && rnd() % 2, false), 32, 64);
+        int l = iter % 3, b = l == 1 ? 4 : (int[]){2, 3, 4, 8}[cq_rand_u32(&rng) % 4];
+        fx_make(f, Ls[l],
+                cq_test_qconfig(b, 32, l != 1 && cq_rand_u32(&rng) % 2,
+                                l != 1 && cq_rand_u32(&rng) % 2, false),
+                32, 64);
         cq_packed m[CQ_PACK_MAX_TENSORS];
         memcpy(m, f->p, sizeof(m));
-        int i = (int)(rnd() % (unsigned)f->np);
+        int i = (int)(cq_rand_u32(&rng) % (unsigned)f->np);
         for (int k = 0; k < 8; k++)
-            ((unsigned char *)m[i].data)[rnd() % m[i].nbytes] = (unsigned char)rnd();
-        if (rnd() % 4 == 0)
-            m[i].shape[rnd() % 2] += (int64_t)(rnd() % 5) - 2;
+            ((unsigned char *)m[i].data)[cq_rand_u32(&rng) % m[i].nbytes] =
+                (unsigned char)cq_rand_u32(&rng);
+        if (cq_rand_u32(&rng) % 4 == 0)
+            m[i].shape[cq_rand_u32(&rng) % 2] += (int64_t)(cq_rand_u32(&rng) % 5) - 2;
         cq_error err = CQ_ERROR_INIT;
         cq_qresult out;
         if (f->L->unpack(f->qc, m, f->np, 32, 64, &out, &err) == CQ_OK) {
@@ -336,7 +329,7 @@ CQ_TEST(unpack_fuzz_never_crashes)
             for (int64_t c = 0; c < 64; c++)
                 bad += out.g_idx[c] < 0 || out.g_idx[c] >= out.n_groups;
             CQ_CHECK_EQ_INT(bad, 0);
-            free_result(&out);
+            cq_qresult_release(&out);
         }
         fx_free(f);
     }
@@ -353,34 +346,55 @@ static int chk(const cq_layout *L, cq_qconfig c, int64_t rows, int64_t cols)
     return rc;
 }
 
+/* One check() case: the layout, the options cq_test_qconfig takes, the shape, the status. */
+typedef struct chk_case {
+    const cq_layout *L;
+    int bits, group;
+    bool sym, act_order, static_groups;
+    int64_t rows, cols;
+    int want;
+} chk_case;
+
 CQ_TEST(check_refusals)
 {
     const cq_layout *G = &cq_layout_gptq, *A = &cq_layout_awq, *T = &cq_layout_ct;
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(3, 128, false, false, false), 64, 128), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(8, 128, false, false, false), 64, 128), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, 128, true, false, false), 64, 128), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, -1, false, false, false), 64, 128), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, 128, false, false, false), 60, 128), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, 128, false, false, false), 64, 192), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, 128, false, true, false), 64, 128), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, 128, false, true, true), 64, 128), CQ_OK);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, 64, false, false, false), 8, 192), CQ_OK);
-    for (int b = 2; b <= 8; b += (b == 4 ? 4 : 1)) {
-        CQ_CHECK_EQ_INT(chk(G, mkcfg(b, -1, true, false, false), 64, 48), CQ_E_UNSUPPORTED);
-        CQ_CHECK_EQ_INT(chk(G, mkcfg(b, -1, true, false, false), 48, 64), CQ_E_UNSUPPORTED);
-        CQ_CHECK_EQ_INT(chk(G, mkcfg(b, -1, true, false, false), 32, 32), CQ_OK);
-        CQ_CHECK_EQ_INT(chk(T, mkcfg(b, -1, false, false, false), 7, 45), CQ_OK);
+    const chk_case cases[] = {
+        {A, 3, 128, false, false, false, 64, 128, CQ_E_UNSUPPORTED},
+        {A, 8, 128, false, false, false, 64, 128, CQ_E_UNSUPPORTED},
+        {A, 4, 128, true, false, false, 64, 128, CQ_E_UNSUPPORTED},
+        {A, 4, -1, false, false, false, 64, 128, CQ_E_UNSUPPORTED},
+        {A, 4, 128, false, false, false, 60, 128, CQ_E_UNSUPPORTED},
+        {A, 4, 128, false, false, false, 64, 192, CQ_E_UNSUPPORTED},
+        {A, 4, 128, false, true, false, 64, 128, CQ_E_UNSUPPORTED},
+        {A, 4, 128, false, true, true, 64, 128, CQ_OK},
+        {A, 4, 64, false, false, false, 8, 192, CQ_OK},
+        {G, 4, 64, true, false, false, 64, 96, CQ_E_UNSUPPORTED},
+        {G, 4, 128, true, false, false, 64, 64, CQ_E_UNSUPPORTED},
+        {G, 5, 32, true, false, false, 64, 64, CQ_E_UNSUPPORTED},
+        {G, 4, 0, true, false, false, 64, 64, CQ_E_USAGE},
+        {T, 5, 32, true, false, false, 64, 64, CQ_E_UNSUPPORTED},
+        {T, 4, 32, true, false, false, 64, 48, CQ_E_UNSUPPORTED},
+        {T, 4, -2, true, false, false, 64, 64, CQ_E_USAGE},
+        {G, 4, 32, true, false, false, 0, 64, CQ_E_SHAPE},
+        {A, 4, 32, false, false, false, 8, 0, CQ_E_SHAPE},
+        {T, 4, -1, false, false, false, 0, 8, CQ_E_SHAPE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const chk_case *k = &cases[i];
+        cq_qconfig c = cq_test_qconfig(k->bits, k->group, k->sym, k->act_order, k->static_groups);
+        int rc = chk(k->L, c, k->rows, k->cols);
+        if (rc != k->want)
+            CQ_FAIL("case %zu (%s b%d g%d %lldx%lld): got %d, want %d", i, k->L->name, k->bits,
+                    k->group, (long long)k->rows, (long long)k->cols, rc, k->want);
     }
-    CQ_CHECK_EQ_INT(chk(G, mkcfg(4, 64, true, false, false), 64, 96), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(G, mkcfg(4, 128, true, false, false), 64, 64), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(G, mkcfg(5, 32, true, false, false), 64, 64), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(G, mkcfg(4, 0, true, false, false), 64, 64), CQ_E_USAGE);
-    CQ_CHECK_EQ_INT(chk(T, mkcfg(5, 32, true, false, false), 64, 64), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(T, mkcfg(4, 32, true, false, false), 64, 48), CQ_E_UNSUPPORTED);
-    CQ_CHECK_EQ_INT(chk(T, mkcfg(4, -2, true, false, false), 64, 64), CQ_E_USAGE);
-    CQ_CHECK_EQ_INT(chk(G, mkcfg(4, 32, true, false, false), 0, 64), CQ_E_SHAPE);
-    CQ_CHECK_EQ_INT(chk(A, mkcfg(4, 32, false, false, false), 8, 0), CQ_E_SHAPE);
-    CQ_CHECK_EQ_INT(chk(T, mkcfg(4, -1, false, false, false), 0, 8), CQ_E_SHAPE);
+    for (int b = 2; b <= 8; b += (b == 4 ? 4 : 1)) {
+        cq_qconfig per_row_sym = cq_test_qconfig(b, -1, true, false, false);
+        cq_qconfig per_row_asym = cq_test_qconfig(b, -1, false, false, false);
+        CQ_CHECK_EQ_INT(chk(G, per_row_sym, 64, 48), CQ_E_UNSUPPORTED);
+        CQ_CHECK_EQ_INT(chk(G, per_row_sym, 48, 64), CQ_E_UNSUPPORTED);
+        CQ_CHECK_EQ_INT(chk(G, per_row_sym, 32, 32), CQ_OK);
+        CQ_CHECK_EQ_INT(chk(T, per_row_asym, 7, 45), CQ_OK);
+    }
 }
 
 static int pk(const cq_layout *L, const cq_qconfig *c, const cq_qresult *r)
@@ -397,11 +411,11 @@ static int pk(const cq_layout *L, const cq_qconfig *c, const cq_qresult *r)
 
 CQ_TEST(pack_refusals)
 {
-    cq_qconfig c = mkcfg(4, 32, false, false, false);
+    cq_qconfig c = cq_test_qconfig(4, 32, false, false, false);
     cq_qresult r;
-    mkresult(&r, &c, 32, 64, false);
+    cq_test_random_qresult(&r, &c, 32, 64, false, &rng);
     CQ_CHECK_EQ_INT(pk(&cq_layout_gptq, &c, &r), CQ_OK);
-    cq_qconfig c8 = mkcfg(8, 32, false, false, false);
+    cq_qconfig c8 = cq_test_qconfig(8, 32, false, false, false);
     CQ_CHECK_EQ_INT(pk(&cq_layout_gptq, &c8, &r), CQ_E_INTERNAL); /* bits disagree */
     r.q[5] = 16;
     CQ_CHECK_EQ_INT(pk(&cq_layout_ct, &c, &r), CQ_E_INTERNAL); /* code out of range */
@@ -417,10 +431,10 @@ CQ_TEST(pack_refusals)
     CQ_CHECK_EQ_INT(pk(&cq_layout_gptq, &c, &r), CQ_E_NUMERIC);
     CQ_CHECK_EQ_INT(pk(&cq_layout_ct, &c, &r), CQ_E_NUMERIC);
     r.scale[7] = 0.01f;
-    cq_qconfig cs = mkcfg(4, 32, true, false, false);
+    cq_qconfig cs = cq_test_qconfig(4, 32, true, false, false);
     r.sym = true; /* sym result whose zeros are not 8 */
     CQ_CHECK_EQ_INT(pk(&cq_layout_gptq, &cs, &r), CQ_E_INTERNAL);
-    free_result(&r);
+    cq_qresult_release(&r);
 }
 
 /* ---------- quantization_config and registry ---------- */
@@ -444,7 +458,7 @@ static bool is_num(const cJSON *o, const char *k, double v)
 CQ_TEST(gptq_qconfig_contents)
 {
     cq_error err = CQ_ERROR_INIT;
-    cq_qconfig c = mkcfg(4, 128, true, true, false);
+    cq_qconfig c = cq_test_qconfig(4, 128, true, true, false);
     cJSON *q = cJSON_CreateObject();
     CQ_CHECK_OK(cq_layout_gptq.qconfig(&c, "gptq", q, &err), &err);
     CQ_CHECK(is_str(q, "quant_method", "gptq") && is_num(q, "bits", 4) &&
@@ -455,7 +469,7 @@ CQ_TEST(gptq_qconfig_contents)
              cJSON_IsFalse(at(q, "lm_head")) && cJSON_IsNull(at(q, "model_name_or_path")) &&
              is_str(q, "model_file_base_name", "model") && !at(q, "meta"));
     cJSON_Delete(q);
-    c = mkcfg(3, -1, false, false, true);
+    c = cq_test_qconfig(3, -1, false, false, true);
     q = cJSON_CreateObject();
     CQ_CHECK_OK(cq_layout_gptq.qconfig(&c, "rtn", q, &err), &err);
     CQ_CHECK(is_str(q, "checkpoint_format", "gptq_v2") && is_str(q, "format", "gptq_v2") &&
@@ -468,7 +482,7 @@ CQ_TEST(gptq_qconfig_contents)
 CQ_TEST(awq_qconfig_exact)
 {
     cq_error err = CQ_ERROR_INIT;
-    cq_qconfig c = mkcfg(4, 128, false, false, false);
+    cq_qconfig c = cq_test_qconfig(4, 128, false, false, false);
     cJSON *q = cJSON_CreateObject();
     CQ_CHECK_OK(cq_layout_awq.qconfig(&c, "awq", q, &err), &err);
     char *s = cJSON_PrintUnformatted(q);
@@ -488,7 +502,7 @@ CQ_TEST(ct_qconfig_contents)
     };
     for (int i = 0; i < 4; i++) {
         cq_error err = CQ_ERROR_INIT;
-        cq_qconfig c = mkcfg(8, cs[i].group, cs[i].sym, cs[i].ao, cs[i].st);
+        cq_qconfig c = cq_test_qconfig(8, cs[i].group, cs[i].sym, cs[i].ao, cs[i].st);
         cJSON *q = cJSON_CreateObject();
         CQ_CHECK_OK(cq_layout_ct.qconfig(&c, "gptq", q, &err), &err);
         const cJSON *g0 = at(at(q, "config_groups"), "group_0"), *w = at(g0, "weights");

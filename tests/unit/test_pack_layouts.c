@@ -3,6 +3,8 @@
  * or cq_bits_unpack) and compare with f16(scale) * (q - zero) from the result; and
  * unpack(pack(r)) == r. Golden words, hostile inputs and check() refusals follow. */
 #include "cq_test.h"
+#include "cq_rand.h"
+#include "cq_testutil.h"
 #include "cquant/dtype.h"
 #include "cquant/pack.h"
 
@@ -12,60 +14,7 @@
 
 /* ---------- fixtures ---------- */
 
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-
-static cq_qconfig mkcfg(int bits, int group, bool sym, bool act_order, bool static_groups)
-{
-    cq_qconfig c;
-    memset(&c, 0, sizeof(c));
-    c.bits = bits, c.group_size = group, c.sym = sym, c.act_order = act_order;
-    c.static_groups = static_groups, c.damp = 0.01, c.block_size = 128, c.max_damp_tries = 6;
-    return c;
-}
-
-static void free_result(cq_qresult *r)
-{
-    free(r->q), free(r->scale), free(r->zero), free(r->g_idx);
-    memset(r, 0, sizeof(*r));
-}
-
-/* Random codes, zeros and scales; scales span f16's normal range and are not f16-exact, so
- * rounding to f16 is exercised. permute: act-order groups (g_idx = invperm[k] / G, §B.5). */
-static void mkresult(cq_qresult *r, const cq_qconfig *c, int64_t rows, int64_t cols, bool permute)
-{
-    int64_t g = c->group_size > 0 ? c->group_size : cols;
-    memset(r, 0, sizeof(*r));
-    r->rows = rows, r->cols = cols, r->bits = c->bits, r->group_size = c->group_size;
-    r->sym = c->sym, r->n_groups = (cols + g - 1) / g;
-    r->q = malloc((size_t)(rows * cols));
-    r->scale = malloc((size_t)(rows * r->n_groups) * sizeof(float));
-    r->zero = malloc((size_t)(rows * r->n_groups));
-    r->g_idx = malloc((size_t)cols * sizeof(int32_t));
-    unsigned lim = 1u << c->bits;
-    for (int64_t i = 0; i < rows * cols; i++)
-        r->q[i] = (uint8_t)(rnd() % lim);
-    for (int64_t i = 0; i < rows * r->n_groups; i++) {
-        r->zero[i] = (uint8_t)(c->sym ? lim / 2 : rnd() % lim);
-        r->scale[i] = (float)(1e-4 + (rnd() % 100000) * 1.2345e-6);
-    }
-    int64_t *perm = malloc((size_t)cols * sizeof(int64_t));
-    for (int64_t k = 0; k < cols; k++)
-        perm[k] = k;
-    for (int64_t k = cols - 1; permute && k > 0; k--) {
-        int64_t j = rnd() % (k + 1), t = perm[k];
-        perm[k] = perm[j], perm[j] = t;
-    }
-    for (int64_t pos = 0; pos < cols; pos++) /* column perm[pos] sits at position pos */
-        r->g_idx[perm[pos]] = (int32_t)(pos / g);
-    free(perm);
-}
+static uint64_t rng = 0x243f6a8885a308d3ull;
 
 /* Reference dequant of the result: f16(scale) * (q - zero). */
 static double ref_w(const cq_qresult *r, int64_t n, int64_t k)
@@ -193,7 +142,7 @@ static void run_case(const cq_layout *L, const cq_qconfig *c, int64_t rows, int6
     cq_qresult r, back;
     cq_packed p[CQ_PACK_MAX_TENSORS], plan[CQ_PACK_MAX_TENSORS];
     int np = 0, npl = 0;
-    mkresult(&r, c, rows, cols, permute);
+    cq_test_random_qresult(&r, c, rows, cols, permute, &rng);
     CQ_CHECK_OK(L->check(c, rows, cols, &err), &err);
     CQ_CHECK_OK(L->plan(c, rows, cols, plan, &npl, &err), &err);
     CQ_CHECK_OK(L->pack(c, &r, p, &np, &err), &err);
@@ -219,10 +168,10 @@ static void run_case(const cq_layout *L, const cq_qconfig *c, int64_t rows, int6
     if (err.code == CQ_OK && compare(&back, &r) != 0)
         CQ_FAIL("%s b=%d g=%d sym=%d perm=%d: round trip differs", L->name, c->bits,
                 c->group_size, c->sym, permute);
-    free_result(&back);
+    cq_qresult_release(&back);
     cJSON_Delete(qc);
     cq_packed_release(p, np);
-    free_result(&r);
+    cq_qresult_release(&r);
 }
 
 CQ_TEST(gptq_all_bits_groups_sym_asym_actorder)
@@ -232,10 +181,10 @@ CQ_TEST(gptq_all_bits_groups_sym_asym_actorder)
         for (int gi = 0; gi < 4; gi++)
             for (int s = 0; s < 2; s++)
                 for (int perm = 0; perm < 2; perm++) {
-                    cq_qconfig c = mkcfg(bits[bi], groups[gi], s, perm, false);
+                    cq_qconfig c = cq_test_qconfig(bits[bi], groups[gi], s, perm, false);
                     run_case(&cq_layout_gptq, &c, 64, 256, perm && groups[gi] > 0);
                 }
-    cq_qconfig c = mkcfg(3, 32, false, false, false);
+    cq_qconfig c = cq_test_qconfig(3, 32, false, false, false);
     run_case(&cq_layout_gptq, &c, 96, 32, false);
 }
 
@@ -243,11 +192,12 @@ CQ_TEST(awq_groups_and_shapes)
 {
     static const int groups[] = {8, 32, 64, 128};
     for (int gi = 0; gi < 4; gi++) {
-        cq_qconfig c = mkcfg(4, groups[gi], false, false, false);
+        cq_qconfig c = cq_test_qconfig(4, groups[gi], false, false, false);
         run_case(&cq_layout_awq, &c, 40, 128, false);
         run_case(&cq_layout_awq, &c, 8, groups[gi], false);
     }
-    cq_qconfig c = mkcfg(4, 32, false, true, true); /* act-order with static groups: k // G */
+    /* act-order with static groups: k // G */
+    cq_qconfig c = cq_test_qconfig(4, 32, false, true, true);
     run_case(&cq_layout_awq, &c, 16, 64, false);
 }
 
@@ -258,13 +208,14 @@ CQ_TEST(ct_all_bits_groups_sym_asym_actorder)
         for (int gi = 0; gi < 3; gi++)
             for (int s = 0; s < 2; s++)
                 for (int perm = 0; perm < 2; perm++) {
-                    cq_qconfig c = mkcfg(bits[bi], groups[gi], s, perm, false);
+                    cq_qconfig c = cq_test_qconfig(bits[bi], groups[gi], s, perm, false);
                     /* odd sizes: rows 33 pads the zero-point stream, cols 96/45 the codes */
                     run_case(&cq_layout_ct, &c, 33, groups[gi] > 0 ? 96 : 45,
                              perm && groups[gi] > 0);
                     run_case(&cq_layout_ct, &c, 3, groups[gi] > 0 ? 48 : 7, false);
                 }
-    cq_qconfig c = mkcfg(4, 16, true, true, true); /* actorder "weight": no weight_g_idx */
+    /* actorder "weight": no weight_g_idx */
+    cq_qconfig c = cq_test_qconfig(4, 16, true, true, true);
     run_case(&cq_layout_ct, &c, 8, 64, false);
 }
 
@@ -287,11 +238,11 @@ CQ_TEST(gptq_sym_qzeros_golden)
         {3, {0xDB6DB6DBu, 0xB6DB6DB6u, 0x6DB6DB6Du}, 3},
     };
     for (int i = 0; i < 4; i++) {
-        cq_qconfig c = mkcfg(cases[i].bits, 32, true, false, false);
+        cq_qconfig c = cq_test_qconfig(cases[i].bits, 32, true, false, false);
         cq_qresult r;
         cq_packed p[CQ_PACK_MAX_TENSORS];
         int np = 0;
-        mkresult(&r, &c, 64, 64, false);
+        cq_test_random_qresult(&r, &c, 64, 64, false, &rng);
         pack_one(&cq_layout_gptq, &c, &r, p, &np);
         const cq_packed *qz = get(p, np, "qzeros");
         int64_t nw = qz ? qz->shape[0] * qz->shape[1] : 0, bad = nw == 0;
@@ -301,7 +252,7 @@ CQ_TEST(gptq_sym_qzeros_golden)
             CQ_FAIL("bits %d: %lld qzeros words differ (first %08x)", cases[i].bits,
                     (long long)bad, nw ? word_at(qz, 0) : 0);
         cq_packed_release(p, np);
-        free_result(&r);
+        cq_qresult_release(&r);
     }
 }
 
@@ -309,9 +260,9 @@ CQ_TEST(awq_nibble_order_hand_example)
 {
     /* one input column, 8 outputs: codes q[n] = n, zeros 15 - n. Nibbles 0..7 hold columns
      * 0,2,4,6,1,3,5,7: codes word 0x75316420, zeros nibbles F,D,B,9,E,C,A,8 -> 0x8ACE9BDF. */
-    cq_qconfig c = mkcfg(4, 1, false, false, false);
+    cq_qconfig c = cq_test_qconfig(4, 1, false, false, false);
     cq_qresult r;
-    mkresult(&r, &c, 8, 1, false);
+    cq_test_random_qresult(&r, &c, 8, 1, false, &rng);
     for (int n = 0; n < 8; n++)
         r.q[n] = (uint8_t)n, r.zero[n] = (uint8_t)(15 - n), r.scale[n] = 0.5f;
     cq_packed p[CQ_PACK_MAX_TENSORS];
@@ -323,15 +274,15 @@ CQ_TEST(awq_nibble_order_hand_example)
         CQ_CHECK_EQ_INT(word_at(get(p, np, "qzeros"), 0), 0x8ACE9BDFu);
     }
     cq_packed_release(p, np);
-    free_result(&r);
+    cq_qresult_release(&r);
 }
 
 CQ_TEST(ct_sym_stores_unsigned_codes)
 {
     /* sym 4-bit: code q is CT's q_s + 8, so the stored nibbles are our codes */
-    cq_qconfig c = mkcfg(4, -1, true, false, false);
+    cq_qconfig c = cq_test_qconfig(4, -1, true, false, false);
     cq_qresult r;
-    mkresult(&r, &c, 1, 8, false);
+    cq_test_random_qresult(&r, &c, 1, 8, false, &rng);
     for (int k = 0; k < 8; k++)
         r.q[k] = (uint8_t)(15 - 2 * k % 16);
     cq_packed p[CQ_PACK_MAX_TENSORS];
@@ -341,5 +292,5 @@ CQ_TEST(ct_sym_stores_unsigned_codes)
     if (np == 3)
         CQ_CHECK_EQ_INT(word_at(get(p, np, "weight_packed"), 0), 0x13579BDFu);
     cq_packed_release(p, np);
-    free_result(&r);
+    cq_qresult_release(&r);
 }

@@ -7,17 +7,18 @@
 
 #include <string.h>
 
-static cq_compare *build_pair(const gen_set *g, const cq_compare_opts *o, char paths[2][512])
+static cq_compare *build_pair(const gen_set *g, const cq_compare_opts *o)
 {
     cq_error err = CQ_ERROR_INIT;
     cq_compare *c = NULL;
     CQ_CHECK_OK(cq_compare_create(&c, &err), &err);
     for (int r = 0; r < 2; r++) {
         cJSON *rep = gen_report(g, r);
-        snprintf(paths[r], 512, "%s/run%d.json", cq_test_tmpdir(), r);
-        CQ_CHECK(gen_write(rep, paths[r]) == 0);
+        char path[512];
+        snprintf(path, sizeof path, "%s/run%d.json", cq_test_tmpdir(), r);
+        CQ_CHECK(gen_write(rep, path) == 0);
         cJSON_Delete(rep);
-        CQ_CHECK_OK(cq_compare_add_file(c, paths[r], &err), &err);
+        CQ_CHECK_OK(cq_compare_add_file(c, path, &err), &err);
     }
     CQ_CHECK_OK(cq_compare_build(c, o, &err), &err);
     return c;
@@ -34,9 +35,8 @@ static double num_at(const cJSON *arr, int r)
 CQ_TEST(values_deltas_ratios)
 {
     static gen_set g;
-    char paths[2][512];
     gen_make(&g, 4, 7);
-    cq_compare *c = build_pair(&g, NULL, paths);
+    cq_compare *c = build_pair(&g, NULL);
     const cJSON *cmp = cq_compare_json(c);
     const cJSON *layers = cJSON_GetObjectItem(cmp, "layers");
     CQ_CHECK_EQ_INT(cJSON_GetArraySize(layers), g.n); /* union of both runs */
@@ -76,9 +76,8 @@ CQ_TEST(values_deltas_ratios)
 CQ_TEST(fields_shown_and_mismatches)
 {
     static gen_set g;
-    char paths[2][512];
     gen_make(&g, 3, 11);
-    cq_compare *c = build_pair(&g, NULL, paths);
+    cq_compare *c = build_pair(&g, NULL);
     const cJSON *cmp = cq_compare_json(c);
     /* every numeric per-layer field, including the one only B has; bits is config, hidden */
     const cJSON *shown = cJSON_GetObjectItem(cmp, "shown");
@@ -106,12 +105,11 @@ CQ_TEST(fields_shown_and_mismatches)
 CQ_TEST(worst_order_and_top)
 {
     static gen_set g;
-    char paths[2][512];
     gen_make(&g, 5, 3);
     for (int f = 0; f < 2; f++) {
         const char *key = gen_field[f];
         cq_compare_opts o = {.sort = key, .top = 7};
-        cq_compare *c = build_pair(&g, &o, paths);
+        cq_compare *c = build_pair(&g, &o);
         const cJSON *worst = cJSON_GetObjectItem(cq_compare_json(c), "worst");
         CQ_CHECK_EQ_INT(cJSON_GetArraySize(worst), 7);
         int used[GEN_MAX_LAYERS] = {0};
@@ -148,9 +146,8 @@ CQ_TEST(worst_order_and_top)
 CQ_TEST(module_means)
 {
     static gen_set g;
-    char paths[2][512];
     gen_make(&g, 4, 5);
-    cq_compare *c = build_pair(&g, NULL, paths);
+    cq_compare *c = build_pair(&g, NULL);
     const cJSON *means = cJSON_GetObjectItem(cq_compare_json(c), "module_means");
     const cJSON *types = cJSON_GetObjectItem(cq_compare_json(c), "module_types");
     CQ_CHECK_EQ_INT(cJSON_GetArraySize(types), 8); /* q..down, then lm_extra */
@@ -179,10 +176,9 @@ CQ_TEST(module_means)
 CQ_TEST(text_numbers)
 {
     static gen_set g;
-    char paths[2][512];
     gen_make(&g, 3, 9);
     cq_compare_opts o = {.top = 3};
-    cq_compare *c = build_pair(&g, &o, paths);
+    cq_compare *c = build_pair(&g, &o);
     char *text = NULL;
     size_t len = 0;
     cq_error err = CQ_ERROR_INIT;

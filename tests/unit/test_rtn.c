@@ -2,6 +2,8 @@
  * even, zero rows, the sym quirk) and random matrices against a naive double reimplementation
  * of §B.4 written here; plus the MSE clip search (§E.12), options and the registry. */
 #include "cq_test.h"
+#include "cq_rand.h"
+#include "cq_testutil.h"
 #include "cquant/quant.h"
 
 #include <math.h>
@@ -10,38 +12,22 @@
 #include <string.h>
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double urand(void) /* xorshift64*, uniform in [0, 1) */
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ull) >> 11) * 0x1.0p-53;
-}
-static double nrand(void)
-{
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
 
 /* §B.4 in double, independent of src/quant. */
-static void ref_fit(const float *x, int64_t n, int bits, bool sym, double *scale, double *zero)
+static void ref_fit(const double *x, int64_t n, int bits, bool sym, double *scale, double *zero)
 {
-    double maxq = (double)((1 << bits) - 1), lo = 0.0, hi = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        lo = fmin(lo, x[i]);
-        hi = fmax(hi, x[i]);
-    }
-    if (sym) {
-        hi = fmax(fabs(lo), hi);
-        if (lo < 0)
-            lo = -hi;
-    }
-    if (lo == 0 && hi == 0) {
-        lo = -1;
-        hi = 1;
-    }
-    *scale = (hi - lo) / maxq;
+    double maxq = (double)((1 << bits) - 1), lo;
+    *scale = cq_test_minmax_scale(x, n, bits, sym, &lo);
     *zero = sym ? (maxq + 1) / 2 : nearbyint(-lo / *scale);
+}
+
+/* The reference reads the matrix in double. */
+static double *to_double(const float *w, int64_t n)
+{
+    double *d = malloc((size_t)n * sizeof *d);
+    for (int64_t i = 0; i < n; i++)
+        d[i] = w[i];
+    return d;
 }
 
 static cq_qconfig cfg_of(int bits, int group, bool sym)
@@ -195,21 +181,24 @@ CQ_TEST(sym_quirk_positive_rows)
 static void compare_random(int64_t rows, int64_t cols, int bits, int group, bool sym)
 {
     float *w = malloc((size_t)(rows * cols) * sizeof *w);
-    for (int64_t i = 0; i < rows * cols; i++)
-        w[i] = (float)(nrand() * (urand() < 0.01 ? 8.0 : 1.0) + (sym ? 0.0 : 0.3));
+    for (int64_t i = 0; i < rows * cols; i++) {
+        double x = cq_rand_normal(&rng);
+        w[i] = (float)(x * (cq_rand_uniform(&rng) < 0.01 ? 8.0 : 1.0) + (sym ? 0.0 : 0.3));
+    }
     for (int64_t c = 0; c < cols; c++) /* one all-positive row exercises the quirk */
         w[c] = fabsf(w[c]);
     cq_qconfig c = cfg_of(bits, group, sym);
     cq_qresult r;
     cq_error err = CQ_ERROR_INIT;
     CQ_CHECK_OK(cq_rtn_quantize(&c, w, rows, cols, &r, &err), &err);
+    double *wd = to_double(w, rows * cols);
     int64_t gs = group == -1 ? cols : group, bad = 0, ties = 0, badg = 0, extremes = 0;
     double maxq = (double)((1 << bits) - 1);
     for (int64_t i = 0; i < rows; i++) {
         for (int64_t g = 0; g * gs < cols; g++) {
             int64_t c0 = g * gs, n = cols - c0 < gs ? cols - c0 : gs;
             double s, z;
-            ref_fit(w + i * cols + c0, n, bits, sym, &s, &z);
+            ref_fit(wd + i * cols + c0, n, bits, sym, &s, &z);
             badg += fabs(r.scale[g * rows + i] - s) > 1e-6 * s || r.zero[g * rows + i] != z;
             for (int64_t k = c0; k < c0 + n; k++) {
                 double t = w[i * cols + k] / s;
@@ -234,6 +223,7 @@ static void compare_random(int64_t rows, int64_t cols, int bits, int group, bool
     if (ties * 1000 > rows * cols)
         CQ_FAIL("b%d g%d sym%d: %lld near-ties", bits, group, sym, (long long)ties);
     cq_qresult_release(&r);
+    free(wd);
     free(w);
 }
 
@@ -248,18 +238,10 @@ CQ_TEST(random_against_double_reference)
 
 /* §E.12 in double: shrink p = 1 - i/100, i < 80; keep the first strict minimum of
  * sum |q(x) - x|^2.4. Compared on the chosen scale and zero. */
-static void ref_mse(const float *x, int n, int bits, bool sym, double *scale, double *zero)
+static void ref_mse(const double *x, int n, int bits, bool sym, double *scale, double *zero)
 {
-    double maxq = (double)((1 << bits) - 1), lo = 0, hi = 0, best = INFINITY;
-    for (int i = 0; i < n; i++) {
-        lo = fmin(lo, x[i]);
-        hi = fmax(hi, x[i]);
-    }
-    if (sym) {
-        hi = fmax(fabs(lo), hi);
-        if (lo < 0)
-            lo = -hi;
-    }
+    double maxq = (double)((1 << bits) - 1), lo, hi, best = INFINITY;
+    cq_test_minmax(x, n, sym, &lo, &hi);
     for (int i = 0; i < 80; i++) {
         double p = 1.0 - i / 100.0, l = p * lo, h = p * hi, s = (h - l) / maxq;
         double z = sym ? (maxq + 1) / 2 : nearbyint(-l / s), e = 0;
@@ -280,7 +262,8 @@ CQ_TEST(mse_clip_search)
     enum { R = 16, C = 96 };
     float *w = malloc(R * C * sizeof *w);
     for (int i = 0; i < R * C; i++)
-        w[i] = (float)(nrand() * (urand() < 0.02 ? 6.0 : 1.0));
+        w[i] = (float)(cq_rand_normal(&rng) * (cq_rand_uniform(&rng) < 0.02 ? 6.0 : 1.0));
+    double *wd = to_double(w, R * C);
     for (int sym = 0; sym < 2; sym++) {
         cq_qconfig c = cfg_of(3, 32, sym);
         c.mse = true;
@@ -293,7 +276,7 @@ CQ_TEST(mse_clip_search)
         for (int i = 0; i < R; i++) {
             for (int g = 0; g < 3; g++) {
                 double s = 0, z = 0;
-                ref_mse(w + i * C + g * 32, 32, 3, sym, &s, &z);
+                ref_mse(wd + i * C + g * 32, 32, 3, sym, &s, &z);
                 bad += fabs(r.scale[g * R + i] - s) > 1e-5 * s || r.zero[g * R + i] != z;
                 shrunk += r.scale[g * R + i] < plain.scale[g * R + i];
             }
@@ -303,6 +286,7 @@ CQ_TEST(mse_clip_search)
         cq_qresult_release(&r);
         cq_qresult_release(&plain);
     }
+    free(wd);
     free(w);
 }
 

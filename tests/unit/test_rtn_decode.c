@@ -1,129 +1,23 @@
 /* End-to-end check of `cquant rtn` against the spec, with nothing shared with the product:
- * runs the binary on cq-llama-16m, reads its output with a minimal safetensors parser written
- * here, decodes qweight/qzeros/scales/g_idx with its own bit loops (notes §B.1-B.3), and
- * recomputes the reference min-max RTN (§B.4, float32 as the reference's torch code does) from
- * the original bf16 weights. Every integer code must match exactly, and every stored scale must
- * equal the reference scale rounded to F16. */
+ * runs the binary on cq-llama-16m, reads its output with the tests' own minimal safetensors
+ * parser (tests/cq_testutil.c), decodes qweight/qzeros/scales/g_idx with its own bit loops
+ * (notes §B.1-B.3), and recomputes the reference min-max RTN (§B.4, float32 as the reference's
+ * torch code does) from the original bf16 weights. Every integer code must match exactly, and
+ * every stored scale must equal the reference scale rounded to F16. */
 #include "cq_test.h"
+#include "cq_testutil.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- minimal safetensors reader: whole file in memory ---- */
-typedef struct stfile {
-    unsigned char *buf;
-    size_t size, data_off;
-    cJSON *hdr;
-} stfile;
-
-static int st_load(stfile *f, const char *path)
-{
-    memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -1;
-    fseek(fp, 0, SEEK_END);
-    f->size = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    f->buf = malloc(f->size);
-    if (!f->buf || fread(f->buf, 1, f->size, fp) != f->size) {
-        fclose(fp);
-        return -1;
-    }
-    fclose(fp);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | f->buf[i];
-    if (n + 8 > f->size)
-        return -1;
-    f->hdr = cJSON_ParseWithLength((const char *)f->buf + 8, (size_t)n);
-    f->data_off = 8 + (size_t)n;
-    return f->hdr ? 0 : -1;
-}
-
-static void st_free(stfile *f)
-{
-    cJSON_Delete(f->hdr);
-    free(f->buf);
-}
-
-/* Tensor data, dtype string and shape; NULL when absent or out of bounds. */
-static const unsigned char *st_get(const stfile *f, const char *name, const char **dtype,
-                                   int64_t shape[2], int *ndim)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(f->hdr, name);
-    if (!t)
-        return NULL;
-    const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    const cJSON *shp = cJSON_GetObjectItemCaseSensitive(t, "shape");
-    *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring;
-    *ndim = cJSON_GetArraySize(shp);
-    for (int d = 0; d < *ndim && d < 2; d++)
-        shape[d] = (int64_t)cJSON_GetArrayItem(shp, d)->valuedouble;
-    size_t b = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble;
-    size_t e = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
-    if (f->data_off + e > f->size || b > e)
-        return NULL;
-    return f->buf + f->data_off + b;
-}
-
-static uint32_t rd32(const unsigned char *p, size_t i)
-{
-    p += 4 * i;
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t rd16(const unsigned char *p, size_t i)
-{
-    p += 2 * i;
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-/* bf16 is the top half of an f32 */
-static float bf16_value(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* IEEE binary16 by definition (finite values only matter here). */
-static double f16_value(uint16_t h)
-{
-    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
-    double v = e == 0 ? ldexp(m, -24) : e == 31 ? INFINITY : ldexp(1024 + m, e - 25);
-    return s ? -v : v;
-}
-
-/* Round a positive float to the nearest f16 (ties to even mantissa) by search over the
- * monotone positive codes: independent of any bit-twiddling converter. */
-static uint16_t f16_round(float x)
-{
-    uint16_t lo = 0, hi = 0x7C00; /* +0 .. +inf */
-    while (hi - lo > 1) {
-        uint16_t mid = (uint16_t)((lo + hi) / 2);
-        if (f16_value(mid) <= x)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    double dl = (double)x - f16_value(lo), dh = f16_value(hi) - (double)x;
-    if (dl < dh)
-        return lo;
-    if (dh < dl)
-        return hi;
-    return (lo & 1) ? hi : lo;
-}
-
 /* ---- GPTQ decoding (notes §B.2): value i of a packed run at bits [b*i, b*i+b) ---- */
 static uint32_t unpack_word_formula(const unsigned char *words, size_t stride, int64_t i, int b,
                                     size_t col)
 {
     int per = 32 / b;                       /* b in {2,4,8}: whole values per word */
-    uint32_t w = rd32(words, (size_t)(i / per) * stride + col);
+    uint32_t w = cq_test_rd32(words, (size_t)(i / per) * stride + col);
     return (w >> (b * (i % per))) & ((1u << b) - 1);
 }
 
@@ -133,7 +27,7 @@ static uint32_t unpack_3bit(const unsigned char *words, size_t stride, int64_t i
     int64_t triple = i / 32, j = i % 32, bit = 3 * j, v = 0;
     for (int k = 0; k < 3; k++, bit++) {
         int64_t wi = triple * 3 + bit / 32;
-        uint32_t w = rd32(words, (size_t)wi * stride + col);
+        uint32_t w = cq_test_rd32(words, (size_t)wi * stride + col);
         v |= (int64_t)((w >> (bit % 32)) & 1u) << k;
     }
     return (uint32_t)v;
@@ -156,7 +50,7 @@ static void decode_qweight(const unsigned char *qw, int64_t rows, int64_t cols, 
         int per = 32 / b;
         for (int64_t wr = 0; wr < nwr; wr++)
             for (int64_t n = 0; n < rows; n++) {
-                uint32_t w = rd32(qw, (size_t)(wr * rows + n));
+                uint32_t w = cq_test_rd32(qw, (size_t)(wr * rows + n));
                 for (int j = 0; j < per; j++)
                     codes[(wr * per + j) * rows + n] = (uint8_t)((w >> (b * j)) & ((1u << b) - 1));
             }
@@ -164,9 +58,9 @@ static void decode_qweight(const unsigned char *qw, int64_t rows, int64_t cols, 
     }
     for (int64_t t = 0; t < nwr / 3; t++) /* triples: 96-bit streams of 32 values */
         for (int64_t n = 0; n < rows; n++) {
-            uint64_t lo = rd32(qw, (size_t)((3 * t) * rows + n));
-            uint64_t mid = rd32(qw, (size_t)((3 * t + 1) * rows + n));
-            uint64_t hi = rd32(qw, (size_t)((3 * t + 2) * rows + n));
+            uint64_t lo = cq_test_rd32(qw, (size_t)((3 * t) * rows + n));
+            uint64_t mid = cq_test_rd32(qw, (size_t)((3 * t + 1) * rows + n));
+            uint64_t hi = cq_test_rd32(qw, (size_t)((3 * t + 2) * rows + n));
             for (int j = 0; j < 32; j++) {
                 int bit = 3 * j;
                 uint32_t v = 0;
@@ -184,28 +78,6 @@ typedef struct refgrp {
     float scale;
     float zero;
 } refgrp;
-
-static refgrp ref_params(const float *w, int64_t n, int bits, int sym)
-{
-    float maxq = (float)((1 << bits) - 1), xmin = 0, xmax = 0;
-    for (int64_t i = 0; i < n; i++) {
-        xmin = w[i] < xmin ? w[i] : xmin;
-        xmax = w[i] > xmax ? w[i] : xmax;
-    }
-    if (sym) {
-        xmax = fabsf(xmin) > xmax ? fabsf(xmin) : xmax;
-        if (xmin < 0)
-            xmin = -xmax;
-    }
-    if (xmin == 0 && xmax == 0) {
-        xmin = -1;
-        xmax = 1;
-    }
-    refgrp g;
-    g.scale = (xmax - xmin) / maxq;
-    g.zero = sym ? (maxq + 1) / 2 : nearbyintf(-xmin / g.scale);
-    return g;
-}
 
 static uint32_t ref_code(float w, refgrp g, int bits)
 {
@@ -226,30 +98,24 @@ static float *original(const char *name, int64_t *rows, int64_t *cols)
     static cJSON *index;
     char path[4096];
     if (!index) {
-        const char *ip = cq_test_shared_path("models/cq-llama-16m/model.safetensors.index.json");
-        FILE *fp = fopen(ip, "rb");
-        static char txt[1 << 16];
-        size_t n = fp ? fread(txt, 1, sizeof txt - 1, fp) : 0;
-        if (fp)
-            fclose(fp);
-        txt[n] = 0;
-        index = cJSON_Parse(txt);
+        index = cq_test_load_json(
+            cq_test_shared_path("models/cq-llama-16m/model.safetensors.index.json"));
     }
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(index, "weight_map"), name);
     if (!file)
         return NULL;
     /* the three shards stay loaded for the whole run (freed at exit by the OS) */
-    static stfile shards[8];
+    static cq_test_stfile shards[8];
     static char shard_names[8][256];
     static int n_shards;
-    stfile *f = NULL;
+    cq_test_stfile *f = NULL;
     for (int i = 0; i < n_shards; i++)
         if (!strcmp(shard_names[i], file->valuestring))
             f = &shards[i];
     if (!f && n_shards < 8) {
         snprintf(path, sizeof path, "models/cq-llama-16m/%s", file->valuestring);
-        if (st_load(&shards[n_shards], cq_test_shared_path(path)) != 0)
+        if (cq_test_st_load(&shards[n_shards], cq_test_shared_path(path)) != 0)
             return NULL;
         snprintf(shard_names[n_shards], sizeof shard_names[0], "%s", file->valuestring);
         f = &shards[n_shards++];
@@ -259,20 +125,20 @@ static float *original(const char *name, int64_t *rows, int64_t *cols)
     const char *dt;
     int64_t shape[2];
     int nd;
-    const unsigned char *p = st_get(f, name, &dt, shape, &nd);
+    const unsigned char *p = cq_test_st_get(f, name, &dt, shape, &nd);
     float *w = NULL;
     if (p && !strcmp(dt, "BF16") && nd == 2) {
         *rows = shape[0];
         *cols = shape[1];
         w = malloc((size_t)(shape[0] * shape[1]) * sizeof *w);
         for (int64_t i = 0; i < shape[0] * shape[1]; i++)
-            w[i] = bf16_value(rd16(p, (size_t)i));
+            w[i] = cq_test_bf16_value(cq_test_rd16(p, (size_t)i));
     }
     return w;
 }
 
-static void check_layer(const stfile *q, const stfile *dq, const char *module, int bits,
-                        int group, int sym, int v1, counts *c)
+static void check_layer(const cq_test_stfile *q, const cq_test_stfile *dq, const char *module,
+                        int bits, int group, int sym, int v1, counts *c)
 {
     const float *deq = NULL;
     char name[512];
@@ -289,7 +155,7 @@ static void check_layer(const stfile *q, const stfile *dq, const char *module, i
     const unsigned char *qw, *qz, *sc, *gi;
 #define GET(var, suf)                                                                          \
     snprintf(name, sizeof name, "%s." suf, module);                                            \
-    var = st_get(q, name, &dt, sh, &nd);                                                       \
+    var = cq_test_st_get(q, name, &dt, sh, &nd);                                               \
     if (!var) {                                                                                \
         CQ_FAIL("'%s' missing", name);                                                         \
         free(w);                                                                               \
@@ -312,25 +178,26 @@ static void check_layer(const stfile *q, const stfile *dq, const char *module, i
             CQ_FAIL("%s: decoders disagree at k=%lld", module, (long long)k);
     if (dq) { /* `cquant dequant` output: F32 "<module>.weight" */
         snprintf(name, sizeof name, "%s.weight", module);
-        deq = (const float *)st_get(dq, name, &dt, sh, &nd);
+        deq = (const float *)cq_test_st_get(dq, name, &dt, sh, &nd);
         if (!deq || strcmp(dt, "F32") || sh[0] != rows || sh[1] != cols)
             CQ_FAIL("dequantized '%s' missing or not F32 [%lld, %lld]", name, (long long)rows,
                     (long long)cols);
     }
     for (int64_t k = 0; k < cols; k++)
-        c->gidx_bad += (int64_t)(int32_t)rd32(gi, (size_t)k) != k / G;
+        c->gidx_bad += (int64_t)(int32_t)cq_test_rd32(gi, (size_t)k) != k / G;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t g = 0; g < ng; g++) {
             int64_t k0 = g * G, k1 = k0 + G < cols ? k0 + G : cols;
-            refgrp ref = ref_params(w + r * cols + k0, k1 - k0, bits, sym);
-            uint16_t s = rd16(sc, (size_t)(g * rows + r));
+            refgrp ref;
+            cq_test_minmax_f32(w + r * cols + k0, k1 - k0, bits, sym, &ref.scale, &ref.zero);
+            uint16_t s = cq_test_rd16(sc, (size_t)(g * rows + r));
             c->scales++;
-            c->bad_scales += s != f16_round(ref.scale);
+            c->bad_scales += s != cq_test_f16_round(ref.scale);
             const unsigned char *zrow = qz + 4 * (size_t)(g * (rows / 32 * bits));
             uint32_t z = unpack(zrow, 1, r, bits, 0) + (v1 ? 1 : 0);
             c->zeros++;
             c->bad_zeros += z != (uint32_t)ref.zero;
-            float s16 = (float)f16_value(f16_round(ref.scale));
+            float s16 = (float)cq_test_f16_value(cq_test_f16_round(ref.scale));
             for (int64_t k = k0; k < k1; k++) {
                 uint32_t got = codes[k * rows + r];
                 uint32_t want = ref_code(w[r * cols + k], ref, bits);
@@ -357,17 +224,6 @@ static void check_layer(const stfile *q, const stfile *dq, const char *module, i
     free(w);
 }
 
-static cJSON *load_json(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    static char txt[1 << 20];
-    size_t n = fp ? fread(txt, 1, sizeof txt - 1, fp) : 0;
-    if (fp)
-        fclose(fp);
-    txt[n] = 0;
-    return cJSON_Parse(txt);
-}
-
 static double totals_num(const cJSON *rep, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(
@@ -391,24 +247,24 @@ static void run_case(const char *args, int bits, int group, int sym, int dequant
         CQ_FAIL("command failed: %s", cmd);
         return;
     }
-    stfile q;
+    cq_test_stfile q;
     snprintf(path, sizeof path, "%s/model.safetensors", out);
-    if (st_load(&q, path) != 0) {
+    if (cq_test_st_load(&q, path) != 0) {
         CQ_FAIL("cannot parse %s", path);
         return;
     }
-    stfile dq = {0}, *dqp = NULL;
+    cq_test_stfile dq = {0}, *dqp = NULL;
     if (dequant) {
         snprintf(cmd, sizeof cmd, "'%s' -q dequant '%s' -o '%s-dq' >/dev/null", bin, out, out);
         snprintf(path, sizeof path, "%s-dq/model.safetensors", out);
-        if (system(cmd) != 0 || st_load(&dq, path) != 0)
+        if (system(cmd) != 0 || cq_test_st_load(&dq, path) != 0)
             CQ_FAIL("dequant failed: %s", cmd);
         else
             dqp = &dq;
     }
     /* v1 ("gptq") stores zero-1; v2 stores the zero (notes §B.3) */
     snprintf(path, sizeof path, "%s/config.json", out);
-    cJSON *cfg = load_json(path);
+    cJSON *cfg = cq_test_load_json(path);
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config"), "checkpoint_format");
     int v1 = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "gptq");
@@ -432,7 +288,7 @@ static void run_case(const char *args, int bits, int group, int sym, int dequant
         CQ_CHECK_EQ_INT(c.deq, 12582912);
     /* the report's totals against the same quantities computed here */
     snprintf(path, sizeof path, "%s/cquant-report.json", out);
-    cJSON *rep = load_json(path);
+    cJSON *rep = cq_test_load_json(path);
     double mse = c.sum_sq_err / (double)c.codes, rel = sqrt(c.sum_sq_err / c.sum_sq_w);
     printf("  weight mse %.6g (report %.6g), rel frobenius %.6g (report %.6g)\n", mse,
            totals_num(rep, "weight_mse"), rel, totals_num(rep, "rel_frobenius_error"));
@@ -442,7 +298,7 @@ static void run_case(const char *args, int bits, int group, int sym, int dequant
     CQ_CHECK_EQ_INT(totals_num(rep, "skipped"), 0);
     cJSON_Delete(rep);
     if (dqp)
-        st_free(dqp);
+        cq_test_st_free(dqp);
     CQ_CHECK_EQ_INT(c.layers, 56);
     CQ_CHECK_EQ_INT(c.codes, 12582912);
     CQ_CHECK_EQ_INT(c.bad_codes, 0);
@@ -453,9 +309,10 @@ static void run_case(const char *args, int bits, int group, int sym, int dequant
     const char *dt;
     int64_t sh[2];
     int nd;
-    CQ_CHECK(st_get(&q, "model.embed_tokens.weight", &dt, sh, &nd) && !strcmp(dt, "BF16"));
+    CQ_CHECK(cq_test_st_get(&q, "model.embed_tokens.weight", &dt, sh, &nd) &&
+             !strcmp(dt, "BF16"));
     cJSON_Delete(cfg);
-    st_free(&q);
+    cq_test_st_free(&q);
 }
 
 CQ_TEST(rtn_w4g128_sym)

@@ -4,6 +4,7 @@
  * vectors; cq_weight_error_q against the float64 metric of the dequantized matrix computed
  * here; and the first-bad-value message when a row holds NaN/Inf. */
 #include "cq_test.h"
+#include "cq_rand.h"
 #include "core/cpu.h"
 #include "cquant/quant.h"
 #include "cquant/report.h"
@@ -14,13 +15,6 @@
 #include <string.h>
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static double urand(void)
-{
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ull) >> 11) * 0x1.0p-53;
-}
 
 /* Values with outliers, exact zeros, all-positive and all-zero rows, and values placed on
  * rounding ties of the row's grid (where a wrong rounding mode would show). */
@@ -28,12 +22,13 @@ static float *make_w(int64_t rows, int64_t cols)
 {
     float *w = malloc((size_t)(rows * cols) * sizeof *w);
     for (int64_t i = 0; i < rows * cols; i++) {
-        double u = urand();
-        w[i] = (float)((urand() - 0.5) * (u < 0.02 ? 40.0 : 2.0));
+        double u = cq_rand_uniform(&rng);
+        w[i] = (float)((cq_rand_uniform(&rng) - 0.5) * (u < 0.02 ? 40.0 : 2.0));
         if (u > 0.97)
             w[i] = 0.0f;
         else if (u > 0.95)
-            w[i] = (float)(floor((urand() - 0.5) * 30) + 0.5) * 0.125f; /* ties at scale 1/8 */
+            /* ties at scale 1/8 */
+            w[i] = (float)(floor((cq_rand_uniform(&rng) - 0.5) * 30) + 0.5) * 0.125f;
     }
     for (int64_t c = 0; c < cols; c++) {
         w[c] = fabsf(w[c]);               /* row 0 all >= 0: the sym quirk */
@@ -118,7 +113,7 @@ CQ_TEST(error_metric_act_order_gidx)
     enum { R = 4, C = 40 };
     float w[R * C];
     for (int i = 0; i < R * C; i++)
-        w[i] = (float)(urand() - 0.5);
+        w[i] = (float)(cq_rand_uniform(&rng) - 0.5);
     cq_qconfig c;
     cq_qconfig_defaults(&c);
     c.group_size = 8;

@@ -38,7 +38,7 @@ static void check_against_mini(const cq_st_model *m)
 {
     for (size_t s = 0; s < cq_st_shard_count(m); s++) {
         size_t size;
-        unsigned char *file = slurp(cq_st_shard_path(m, s), &size);
+        unsigned char *file = cq_test_slurp(cq_st_shard_path(m, s), &size);
         CQ_CHECK(file != NULL);
         for (size_t i = 0; file && i < cq_st_count(m); i++) {
             const cq_st_tensor *t = cq_st_at(m, i);

@@ -116,7 +116,7 @@ static void check_shard_files(const cq_st_model *m)
 {
     for (size_t s = 0; s < cq_st_shard_count(m); s++) {
         size_t size;
-        unsigned char *f = slurp(cq_st_shard_path(m, s), &size);
+        unsigned char *f = cq_test_slurp(cq_st_shard_path(m, s), &size);
         if (!f) {
             CQ_FAIL("cannot read shard %zu", s);
             continue;
@@ -220,7 +220,7 @@ CQ_TEST(round_trips)
 static int same_file(const char *a, const char *b)
 {
     size_t na = 0, nb = 0;
-    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    unsigned char *x = cq_test_slurp(a, &na), *y = cq_test_slurp(b, &nb);
     int same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -282,7 +282,7 @@ CQ_TEST(index_text)
                        "  }\n}\n";
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
     size_t n;
-    char *got = (char *)slurp(p, &n);
+    char *got = cq_test_slurp(p, &n);
     CQ_CHECK(got && n == strlen(want) && memcmp(got, want, n) == 0);
     if (got && (n != strlen(want) || memcmp(got, want, n) != 0))
         fprintf(stderr, "got:\n%.*s\nwant:\n%s", (int)n, got, want);
@@ -349,7 +349,7 @@ CQ_TEST(empty_plan)
     cq_st_writer_free(w);
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     size_t n;
-    unsigned char *f = slurp(p, &n);
+    unsigned char *f = cq_test_slurp(p, &n);
     /* {"__metadata__":{"format":"pt"}} is 32 bytes: already a multiple of 8 */
     CQ_CHECK(f && n == 40 && f[0] == 32 && memcmp(f + 8, "{\"__metadata__\":{\"format\":\"pt\"}}",
                                                   32) == 0);

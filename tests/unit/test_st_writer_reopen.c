@@ -2,6 +2,7 @@
  * after some tensors, reopened with the same plan, gives the bytes of one uninterrupted write;
  * a different plan or a missing file is refused. */
 #include "cq_test.h"
+#include "cq_testutil.h"
 
 #include "cquant/safetensors.h"
 
@@ -28,23 +29,6 @@ static int plan(cq_st_writer **w, const char *dir, int64_t c_rows, size_t shard,
 
 static float va[32], vc[9];
 static int32_t vb[16];
-
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    if (fread(b, 1, *n, f) != *n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    return b;
-}
 
 static void run_case(size_t shard, const char *file)
 {
@@ -97,7 +81,7 @@ static void run_case(size_t shard, const char *file)
     snprintf(p1, sizeof p1, "%s/%s", d1, file);
     snprintf(p2, sizeof p2, "%s/%s", d2, file);
     size_t n1 = 0, n2 = 0;
-    unsigned char *b1 = slurp(p1, &n1), *b2 = slurp(p2, &n2);
+    unsigned char *b1 = cq_test_slurp(p1, &n1), *b2 = cq_test_slurp(p2, &n2);
     CQ_CHECK(b1 && b2 && n1 == n2 && n1 > 0 && !memcmp(b1, b2, n1));
     free(b1);
     free(b2);

@@ -10,6 +10,7 @@
  *   ids derived by hand in the comments below.
  * - hostile tokenizer.json files: one-line CQ_E_FORMAT / CQ_E_UNSUPPORTED, never a crash. */
 #include "cq_test.h"
+#include "cq_testutil.h"
 #include "cquant/sha256.h"
 #include "cquant/tokenizer.h"
 #include "model/tok_internal.h"
@@ -19,27 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) {
-        p[n] = 0;
-        *len = (size_t)n;
-    }
-    return p;
-}
 
 static const char *testdata(const char *rel)
 {
@@ -51,10 +31,7 @@ static const char *testdata(const char *rel)
 
 static cJSON *load_json(const char *path)
 {
-    size_t n;
-    char *s = slurp(path, &n);
-    cJSON *j = s ? cJSON_ParseWithLength(s, n) : NULL;
-    free(s);
+    cJSON *j = cq_test_load_json(path);
     if (!j)
         CQ_FAIL("cannot read %s", path);
     return j;
@@ -88,7 +65,7 @@ static void check_encode(const cq_tokenizer *t, const char *text, int add_specia
 static int32_t *reference_input_ids(const char *path, int64_t *n)
 {
     size_t len;
-    unsigned char *f = (unsigned char *)slurp(path, &len);
+    unsigned char *f = cq_test_slurp(path, &len);
     int32_t *out = NULL;
     *n = 0;
     if (!f || len < 8)
@@ -144,7 +121,8 @@ static void check_shared_tokenizer(const char *name, int32_t **ids_out, int64_t 
     cq_error err = CQ_ERROR_INIT;
     cq_tokenizer *t = NULL;
     size_t len = 0;
-    char *text = slurp(cq_test_shared_path("text/wikitext-2-raw-v1.test.joined.txt"), &len);
+    const char *wikitext = cq_test_shared_path("text/wikitext-2-raw-v1.test.joined.txt");
+    char *text = cq_test_slurp(wikitext, &len);
     CQ_CHECK(e && probes && text);
     if (!e || !probes || !text)
         goto done;
@@ -486,7 +464,7 @@ CQ_TEST(hostile_files)
 CQ_TEST(hostile_mutations)
 {
     size_t len;
-    char *good = slurp(testdata("tok_sp_legacy/tokenizer.json"), &len);
+    char *good = cq_test_slurp(testdata("tok_sp_legacy/tokenizer.json"), &len);
     CQ_CHECK(good != NULL);
     if (!good)
         return;
@@ -568,7 +546,7 @@ CQ_TEST(llama3_style_bytelevel)
 CQ_TEST(nfc_normalizer_and_empty_text)
 {
     size_t len;
-    char *j = slurp(testdata("tok_llama3/tokenizer.json"), &len);
+    char *j = cq_test_slurp(testdata("tok_llama3/tokenizer.json"), &len);
     CQ_CHECK(j != NULL);
     if (!j)
         return;
@@ -618,7 +596,7 @@ static int64_t count_file_ids(const char *tokdir, const char *textrel)
     cq_tokenizer *t = NULL;
     size_t len = 0;
     int64_t n = -1;
-    char *text = slurp(cq_test_shared_path(textrel), &len);
+    char *text = cq_test_slurp(cq_test_shared_path(textrel), &len);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", cq_test_shared_path(tokdir));
     CQ_CHECK_OK(cq_tokenizer_load(&t, dir, &err), &err);
