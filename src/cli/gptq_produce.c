@@ -18,6 +18,7 @@
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
+#include "cquant/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -176,25 +177,6 @@ static int finish_leftovers(prod *p, const char *why, cq_error *err)
 
 /* ---- statistics path ---- */
 
-static int read_hessian(const cq_st_tensor *t, int64_t cols, double *h, cq_error *err)
-{
-    if ((t->dtype != CQ_DT_F32 && t->dtype != CQ_DT_F64) || t->ndim != 2 ||
-        t->shape[0] != cols || t->shape[1] != cols)
-        return cq_errorf(err, CQ_E_SHAPE, "'%s' must be F32 or F64 [%lld, %lld]", t->name,
-                         (long long)cols, (long long)cols);
-    const unsigned char *src = t->data;
-    for (int64_t i = 0; i < cols * cols; i++) {
-        if (t->dtype == CQ_DT_F64) {
-            memcpy(&h[i], src + 8 * i, 8);
-        } else {
-            float f;
-            memcpy(&f, src + 4 * i, 4);
-            h[i] = f;
-        }
-    }
-    return CQ_OK;
-}
-
 static int stats_one(prod *p, const cq_st_tensor *t, const cq_st_tensor *ht, cq_error *err)
 {
     int64_t rows = t->shape[0], cols = t->shape[1];
@@ -205,7 +187,7 @@ static int stats_one(prod *p, const cq_st_tensor *t, const cq_st_tensor *ht, cq_
     cq_gptq_lin_stats st;
     int rc = !w || !q || !h ? cq_errorf(err, CQ_E_NOMEM, "out of memory") : CQ_OK;
     if (rc == CQ_OK)
-        rc = read_hessian(ht, cols, h, err);
+        rc = cq_stats_read(ht, cols, h, err);
     if (rc == CQ_OK)
         rc = cq_st_read_f32(t, w, err);
     if (rc == CQ_OK)
@@ -232,9 +214,7 @@ static int run_stats(prod *p, cq_error *err)
     int64_t n = cq_quant_sink_count(p->sink), missing = 0;
     for (int64_t i = 0; i < n && rc == CQ_OK; i++) {
         const cq_st_tensor *t = cq_quant_sink_tensor(p->sink, i);
-        char hname[1100];
-        snprintf(hname, sizeof hname, "%.*s.hessian", (int)(strlen(t->name) - 7), t->name);
-        const cq_st_tensor *ht = cq_st_find(p->a->stats, hname);
+        const cq_st_tensor *ht = cq_stats_find(p->a->stats, t->name);
         if (!ht) {
             missing++;
             continue;
