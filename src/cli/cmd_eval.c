@@ -24,6 +24,7 @@ typedef struct eval_run {
     int64_t n_ids;
     int64_t file_seqlen;   /* seqlen of an ids file; 0 for text */
     const char *path;      /* MODEL as given, for messages */
+    int seqlen_set;        /* --seqlen given */
 } eval_run;
 
 static double now_s(void)
@@ -81,6 +82,8 @@ static int open_model(eval_run *r, const char *path, cq_error *err)
 static int load_ids(eval_run *r, const char *text_path, cq_error *err)
 {
     const char *dir = cq_st_dir(r->st);
+    if (cli_input_file(text_path, "text", err) != CQ_OK)
+        return err->code;
     if (cq_calib_is_safetensors(text_path)) {
         cq_calib c;
         int rc = cq_calib_read(text_path, r->cfg.vocab, &c, err);
@@ -90,6 +93,10 @@ static int load_ids(eval_run *r, const char *text_path, cq_error *err)
         r->ids = c.ids; /* taken over */
         r->n_ids = c.n * c.seqlen;
         r->file_seqlen = c.seqlen;
+        if (c.seqlen < 2 && !r->seqlen_set)
+            return cq_errorf(err, CQ_E_FORMAT, "%s: input_ids rows of %lld token: perplexity "
+                             "windows need at least 2 (give --seqlen)", text_path,
+                             (long long)c.seqlen);
         return CQ_OK;
     }
     cq_tokenizer *tok = NULL;
@@ -164,6 +171,7 @@ int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
     eval_run r;
     memset(&r, 0, sizeof r);
     r.path = n > 0 ? argv[0] : "";
+    r.seqlen_set = seqlen != 0;
     if (rc == CQ_OK)
         rc = open_model(&r, argv[0], err);
     if (rc == CQ_OK)

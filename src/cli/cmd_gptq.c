@@ -64,8 +64,10 @@ static int load_calibration(gptq_args *a, bool samples_set, bool seqlen_set, cq_
 {
     cq_st_model *m = NULL;
     cq_model_config cfg;
+    int rc = cli_input_file(a->calib_path, "calibration", err);
+    if (rc != CQ_OK)
+        return rc;
     bool ids = cq_calib_is_safetensors(a->calib_path);
-    int rc = CQ_OK;
     if (ids) {
         if ((rc = cq_st_open(&a->stats, a->calib_path, err)) != CQ_OK)
             return rc;
