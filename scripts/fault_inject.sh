@@ -3,7 +3,7 @@
 # "Fault injection").
 #
 #   scripts/fault_inject.sh [-n TRIALS] [-c "rtn gptq awq"] [-b CQ_BIN] [-m MODEL]
-#                           [-s SLOW_MODEL] [-S SEED] [-k KEEP_DIR]
+#                           [-s SLOW_MODEL] [-S SEED] [-r REFERENCE_RUNS] [-k KEEP_DIR]
 #
 # 1. kill -9 trials, TRIALS per command (default 40, so 120): each run is killed at a uniform
 #    random time in [0, 1.2 x an uninterrupted run). Then:
@@ -24,10 +24,11 @@
 #    mount(8) (root): a 2 MiB tmpfs (refused up front by the free-space check), a 9 MiB tmpfs
 #    filled by dd while the run writes (ENOSPC mid-write), the tmpfs remounted read-only; and a
 #    read-only destination folder (chmod 555; skipped as root, who ignores it).
-# awq and gptq run with --threads 1 and OPENBLAS_NUM_THREADS=1 (a resumed gptq run matches an
-# uninterrupted one for the same BLAS thread count; docs/cli.md) on a generated calib.bin of
-# 2 x 32 ids. Exit status 0 when every check passed. Needs bash, coreutils, sha256sum, awk, cc
-# (for the shim; without it those checks are skipped).
+# awq (with --grid 4, to keep trials short) and gptq run with --threads 1 and
+# OPENBLAS_NUM_THREADS=1 (a resumed gptq run matches an uninterrupted one for the same BLAS thread
+# count; docs/cli.md) on a generated calib.bin of 2 x 32 ids. Exit status 0 when every check
+# passed. Needs bash, coreutils, sha256sum, awk, cc (for the shim; without it those checks are
+# skipped).
 set -u
 TRIALS=40
 CMDS="rtn gptq awq"
@@ -37,7 +38,8 @@ MODEL=$SRC/data/models/cq-llama-tiny
 SLOW=${CQ_SHARED:-$SRC/../shared}/models/cq-llama-16m
 KEEP=
 SEED=
-while getopts "n:c:b:m:s:S:k:" o; do
+REFRUNS=2
+while getopts "n:c:b:m:s:S:r:k:" o; do
     case $o in
     n) TRIALS=$OPTARG ;;
     c) CMDS=$OPTARG ;;
@@ -45,6 +47,7 @@ while getopts "n:c:b:m:s:S:k:" o; do
     m) MODEL=$OPTARG ;;
     s) SLOW=$OPTARG ;;
     S) SEED=$OPTARG ;;
+    r) REFRUNS=$OPTARG ;;
     k) KEEP=$OPTARG ;;
     *) exit 2 ;;
     esac
@@ -93,7 +96,7 @@ argv() {
     case $1 in
     rtn) ARGS=(-q rtn "$2") ;;
     gptq) ARGS=(-q gptq --threads 1 "$2" "$CAL") ;;
-    awq) ARGS=(-q awq --threads 1 "$2" "$CAL") ;;
+    awq) ARGS=(-q awq --threads 1 --grid 4 "$2" "$CAL") ;;
     esac
 }
 # digest DIR: "sha256  name" of every file but the report, sorted
@@ -105,7 +108,7 @@ declare -A DUR REF
 for c in $CMDS; do
     argv "$c" "$MODEL"
     d=0
-    for r in 1 2; do # the longer of 2 runs: one cold run would bias the kill times
+    for ((r = 1; r <= REFRUNS; r++)); do # the longest: one cold run would bias the kill times
         rm -rf "$W/ref.$c"
         t0=$(now)
         "$BIN" "${ARGS[@]}" -o "$W/ref.$c" >/dev/null 2>"$W/err" ||
@@ -160,8 +163,8 @@ for c in $CMDS; do
         pass
     done
     echo "$c kill -9: $TRIALS trials (run ${DUR[$c]}s): $after after the commit (complete," \
-        "identical); $before before it: $plain plain reruns and $resumed --resume runs" \
-        "($state with gptq layer state), all identical; failures so far: $FAILS"
+        "identical); $before before it, then $plain plain reruns and $resumed --resume runs" \
+        "($state with gptq layer state); failures so far (listed above): $FAILS"
 done
 
 # ---- 2. SIGTERM / SIGINT at a random time once the run writes ----

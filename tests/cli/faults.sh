@@ -6,7 +6,7 @@
 # scripts/fault_inject.sh -b build/src/cquant (docs/reliability.md).
 # Then two gptq resume states the random trials found, made exactly with the test hooks.
 . "$(dirname "$0")/lib.sh"
-bash "$CQ_SRC/scripts/fault_inject.sh" -n 5 -s "$TINY" -b "$CQ_BIN" && ok || fail "scripts/fault_inject.sh"
+bash "$CQ_SRC/scripts/fault_inject.sh" -n 5 -r 1 -s "$TINY" -b "$CQ_BIN" && ok || fail "scripts/fault_inject.sh"
 
 export OPENBLAS_NUM_THREADS=1
 CH='{"input_ids":{"dtype":"I32","shape":[2,32],"data_offsets":[0,256]}}'
