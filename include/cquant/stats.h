@@ -21,7 +21,8 @@ bool cq_stats_is(const cq_st_model *m);
 int cq_stats_check(const cq_st_model *m, const char *path, int64_t *n_samples, cq_error *err);
 
 /* The Hessian of the Linear whose weight is `weight_name` (`<module>.weight`): the tensor
- * `<module>.hessian`, or NULL (also for a name not ending in ".weight"). */
+ * `<module>.hessian`, or NULL (also for a name not ending in ".weight", and when out of memory
+ * for the name: the Linear then takes the no-Hessian path). */
 const cq_st_tensor *cq_stats_find(const cq_st_model *m, const char *weight_name);
 
 /* Reads Hessian `t` of a Linear with `cols` in features into h[cols * cols] (row-major,
