@@ -42,6 +42,9 @@ const cq_command *cli_commands(size_t *n);
 /* The man page, generated from the command and option tables (`cquant --man`). */
 int cli_man(FILE *f);
 int cli_expect_args(int got, int want, const char *what, cq_error *err);
+/* An input file argument (WHAT: "calibration", "text") must exist and be a regular file (a
+ * FIFO or device is refused before anything opens it); CQ_E_IO naming it otherwise. */
+int cli_input_file(const char *path, const char *what, cq_error *err);
 
 int cmd_inspect(cq_cli *cli, int argc, char **argv, cq_error *err);
 int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err);

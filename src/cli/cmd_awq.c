@@ -359,6 +359,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.job.q.group_size = 128;
     cq_awq_opts_defaults(&a.awq);
     const char *format = "awq";
+    bool restart = false; /* --resume: nothing to resume, see its help */
     const cq_option opts[] = {
         OPT_INT('b', "bits", &a.job.q.bits, "N", "bits per weight (the awq format holds 4)", 2,
                 8, "2|3|4|8"),
@@ -382,6 +383,8 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_SIZE(0, "max-shard-size", &a.job.max_shard_bytes, "SIZE",
                  "split output files above SIZE (e.g. 5GB); 0 = one file"),
         OPT_BOOL(0, "force", &a.job.force, "replace an existing output folder"),
+        OPT_BOOL(0, "resume", &restart, "after a killed run: accepted as for gptq; awq keeps no "
+                 "per-layer state, so the run starts over (the stale temporary is removed)"),
         OPT_STRING(0, "report", &a.job.report_path, "FILE",
                    "write the JSON report to FILE (default OUT/cquant-report.json)", NULL),
         OPT_STRING('o', "output", &a.job.out, "OUT", "output folder", NULL),

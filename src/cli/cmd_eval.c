@@ -10,6 +10,7 @@
 #include "cquant/qsource.h"
 #include "cquant/tokenizer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ typedef struct eval_run {
     int32_t *ids;
     int64_t n_ids;
     int64_t file_seqlen;   /* seqlen of an ids file; 0 for text */
+    const char *path;      /* MODEL as given, for messages */
+    int seqlen_set;        /* --seqlen given */
 } eval_run;
 
 static double now_s(void)
@@ -31,15 +34,33 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* NaN/Inf in a Linear (a float weight, or a quantized one's scales) would only make the
+ * perplexity NaN: name the tensor instead (exit 5). Norms, embedding and lm_head are caught by
+ * the finite-NLL check in cmd_eval. */
+static int check_finite(const eval_run *r, int64_t layer, const cq_layer_weights *w,
+                        cq_error *err)
+{
+    for (int k = 0; k < CQ_LIN_COUNT; k++) {
+        int64_t rows, cols;
+        cq_linear_shape(&r->cfg, k, &rows, &cols);
+        for (int64_t i = 0; w->lin[k] && i < rows * cols; i++)
+            if (!isfinite(w->lin[k][i]))
+                return cq_errorf(err, CQ_E_NUMERIC, "'%s': tensor 'model.layers.%lld.%s.weight' "
+                                 "has a non-finite value at %lld", r->path, (long long)layer,
+                                 cq_linear_name(k), (long long)i);
+    }
+    return CQ_OK;
+}
+
 /* Layer source that stops at Ctrl-C (cq_eval_ppl has no loop of its own to check). */
 static int layer_source(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *err)
 {
     eval_run *r = ctx;
     if (cq_interrupted())
         return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
-    if (r->qs)
-        return cq_qsource_layer(r->qs, layer, w, err);
-    return cq_layer_load(w, &r->cfg, r->st, layer, err);
+    int rc = r->qs ? cq_qsource_layer(r->qs, layer, w, err)
+                   : cq_layer_load(w, &r->cfg, r->st, layer, err);
+    return rc == CQ_OK ? check_finite(r, layer, w, err) : rc;
 }
 
 static int open_model(eval_run *r, const char *path, cq_error *err)
@@ -61,6 +82,8 @@ static int open_model(eval_run *r, const char *path, cq_error *err)
 static int load_ids(eval_run *r, const char *text_path, cq_error *err)
 {
     const char *dir = cq_st_dir(r->st);
+    if (cli_input_file(text_path, "text", err) != CQ_OK)
+        return err->code;
     if (cq_calib_is_safetensors(text_path)) {
         cq_calib c;
         int rc = cq_calib_read(text_path, r->cfg.vocab, &c, err);
@@ -70,6 +93,10 @@ static int load_ids(eval_run *r, const char *text_path, cq_error *err)
         r->ids = c.ids; /* taken over */
         r->n_ids = c.n * c.seqlen;
         r->file_seqlen = c.seqlen;
+        if (c.seqlen < 2 && !r->seqlen_set)
+            return cq_errorf(err, CQ_E_FORMAT, "%s: input_ids rows of %lld token: perplexity "
+                             "windows need at least 2 (give --seqlen)", text_path,
+                             (long long)c.seqlen);
         return CQ_OK;
     }
     cq_tokenizer *tok = NULL;
@@ -143,6 +170,8 @@ int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
     double t0 = now_s();
     eval_run r;
     memset(&r, 0, sizeof r);
+    r.path = n > 0 ? argv[0] : "";
+    r.seqlen_set = seqlen != 0;
     if (rc == CQ_OK)
         rc = open_model(&r, argv[0], err);
     if (rc == CQ_OK)
@@ -154,6 +183,10 @@ int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
         o.seqlen = seqlen ? seqlen : default_seqlen(&r);
         rc = cq_eval_ppl(&r.cfg, r.st, r.ids, r.n_ids, &o, &res, err);
     }
+    if (rc == CQ_OK && !isfinite(res.mean_nll))
+        rc = cq_errorf(err, CQ_E_NUMERIC, "'%s': the perplexity is not finite (mean nll %g): "
+                       "NaN/Inf in the embedding, norm or lm_head weights, or an overflow",
+                       argv[0], res.mean_nll);
     if (rc == CQ_OK)
         summary(cli, &r, argv[0], argv[1], &o, &res, now_s() - t0);
     free(r.ids);

@@ -10,6 +10,7 @@
 #include "cquant/log.h"
 #include "cquant/model.h"
 #include "cquant/sha256.h"
+#include "cquant/stats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,25 +57,21 @@ static int calib_from_ids(gptq_args *a, const char *model_dir, int64_t vocab, bo
 static int open_stats(gptq_args *a, cq_error *err)
 {
     a->calib_kind = "statistics";
-    const char *ns = cq_st_metadata(a->stats, "n_samples");
-    long long v = 0;
-    if (!ns || cq_parse_ll(ns, 1, (long long)1 << 40, "n_samples", &v, err) != CQ_OK)
-        return cq_errorf(err, CQ_E_FORMAT, "'%s': statistics file without a valid n_samples",
-                         a->calib_path);
-    a->stats_samples = v;
-    return CQ_OK;
+    return cq_stats_check(a->stats, a->calib_path, &a->stats_samples, err);
 }
 
 static int load_calibration(gptq_args *a, bool samples_set, bool seqlen_set, cq_error *err)
 {
     cq_st_model *m = NULL;
     cq_model_config cfg;
+    int rc = cli_input_file(a->calib_path, "calibration", err);
+    if (rc != CQ_OK)
+        return rc;
     bool ids = cq_calib_is_safetensors(a->calib_path);
-    int rc = CQ_OK;
     if (ids) {
         if ((rc = cq_st_open(&a->stats, a->calib_path, err)) != CQ_OK)
             return rc;
-        if (cq_st_metadata(a->stats, "cquant_stats"))
+        if (cq_stats_is(a->stats))
             return open_stats(a, err);
         if (!cq_st_find(a->stats, "input_ids"))
             return cq_errorf(err, CQ_E_FORMAT,

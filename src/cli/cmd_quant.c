@@ -31,6 +31,7 @@ int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err)
     cq_quant_job job = {.argc = cli->full_argc, .argv = cli->full_argv};
     const char *format = "gptq";
     int sym = 1;
+    bool restart = false; /* --resume: nothing to resume, see its help */
     cq_qconfig_defaults(&job.q);
     job.q.bits = 4;
     job.q.group_size = 128;
@@ -57,6 +58,8 @@ int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_BOOL(0, "strict", &job.strict,
                  "fail when a layer's shape does not fit the format (default: keep it float)"),
         OPT_BOOL(0, "force", &job.force, "replace an existing output folder"),
+        OPT_BOOL(0, "resume", &restart, "after a killed run: accepted as for gptq; rtn keeps no "
+                 "per-layer state, so the run starts over (the stale temporary is removed)"),
         OPT_STRING(0, "report", &job.report_path, "FILE",
                    "write the JSON report to FILE (default OUT/cquant-report.json)", NULL),
         OPT_STRING('o', "output", &job.out, "OUT",

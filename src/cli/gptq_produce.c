@@ -3,7 +3,7 @@
  *
  * Calibration path: embed the windows, cq_gptq_model_run layer by layer; each Linear is packed
  * and written as soon as it is quantized. After each layer the state needed to resume is saved
- * in OUT.cquant-tmp/.cquant-gptq/: hidden.f32 (the next layer's input, f32, exactly as in
+ * in OUT.cquant-tmp/.cquant-gptq/: hidden.<L>.f32 (the next layer's input, f32, exactly as in
  * memory) and state.json (the options and input digests it belongs to, the finished layer
  * count, and every finished Linear's report entry), written in that order after the output
  * files are synced, so a state never names data that is not on disk. --resume reopens the
@@ -18,6 +18,7 @@
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
+#include "cquant/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +32,7 @@
 #include <unistd.h>
 
 #define STATE_DIR ".cquant-gptq"
-#define STATE_VERSION 1
+#define STATE_VERSION 2 /* 2: hidden.<layer>.f32 */
 
 typedef struct prod {
     gptq_args *a;
@@ -191,25 +192,6 @@ static int finish_leftovers(prod *p, const char *why, cq_error *err)
 
 /* ---- statistics path ---- */
 
-static int read_hessian(const cq_st_tensor *t, int64_t cols, double *h, cq_error *err)
-{
-    if ((t->dtype != CQ_DT_F32 && t->dtype != CQ_DT_F64) || t->ndim != 2 ||
-        t->shape[0] != cols || t->shape[1] != cols)
-        return cq_errorf(err, CQ_E_SHAPE, "'%s' must be F32 or F64 [%lld, %lld]", t->name,
-                         (long long)cols, (long long)cols);
-    const unsigned char *src = t->data;
-    for (int64_t i = 0; i < cols * cols; i++) {
-        if (t->dtype == CQ_DT_F64) {
-            memcpy(&h[i], src + 8 * i, 8);
-        } else {
-            float f;
-            memcpy(&f, src + 4 * i, 4);
-            h[i] = f;
-        }
-    }
-    return CQ_OK;
-}
-
 static int stats_one(prod *p, const cq_st_tensor *t, const cq_st_tensor *ht, cq_error *err)
 {
     int64_t rows = t->shape[0], cols = t->shape[1];
@@ -220,7 +202,7 @@ static int stats_one(prod *p, const cq_st_tensor *t, const cq_st_tensor *ht, cq_
     cq_gptq_lin_stats st;
     int rc = !w || !q || !h ? cq_errorf(err, CQ_E_NOMEM, "out of memory") : CQ_OK;
     if (rc == CQ_OK)
-        rc = read_hessian(ht, cols, h, err);
+        rc = cq_stats_read(ht, cols, h, err);
     if (rc == CQ_OK)
         rc = cq_st_read_f32(t, w, err);
     if (rc == CQ_OK)
@@ -247,9 +229,7 @@ static int run_stats(prod *p, cq_error *err)
     int64_t n = cq_quant_sink_count(p->sink), missing = 0;
     for (int64_t i = 0; i < n && rc == CQ_OK; i++) {
         const cq_st_tensor *t = cq_quant_sink_tensor(p->sink, i);
-        char hname[1100];
-        snprintf(hname, sizeof hname, "%.*s.hessian", (int)(strlen(t->name) - 7), t->name);
-        const cq_st_tensor *ht = cq_st_find(p->a->stats, hname);
+        const cq_st_tensor *ht = cq_stats_find(p->a->stats, t->name);
         if (!ht) {
             missing++;
             continue;
@@ -310,13 +290,23 @@ static int write_fully(int fd, const void *data, size_t n)
     return 0;
 }
 
-/* hidden.f32 via a synced temporary file and a rename. */
-static int save_hidden(prod *p, cq_error *err)
+/* hidden.<L>.f32: the input of layer L (L = finished layers), via a synced temporary file and a
+ * rename. The name carries L because state.json is written after it: a kill between the two
+ * must leave the file the old state.json names intact (with one hidden.f32 for both, a resume
+ * fed layer L the input of layer L+1: found by scripts/fault_inject.sh). */
+static int hidden_path(const prod *p, int64_t layer, char *buf, size_t n, cq_error *err)
+{
+    char file[64];
+    snprintf(file, sizeof file, "hidden.%lld.f32", (long long)layer);
+    return state_path(p, buf, n, file, err);
+}
+
+static int save_hidden(prod *p, int64_t layer, cq_error *err)
 {
     char tmp[4200], fin[4200];
     int rc = state_path(p, tmp, sizeof tmp, "hidden.tmp", err);
     if (rc == CQ_OK)
-        rc = state_path(p, fin, sizeof fin, "hidden.f32", err);
+        rc = hidden_path(p, layer, fin, sizeof fin, err);
     if (rc != CQ_OK)
         return rc;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -330,6 +320,15 @@ static int save_hidden(prod *p, cq_error *err)
     if (close(fd) != 0 || rename(tmp, fin) != 0)
         return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot save", fin);
     return CQ_OK;
+}
+
+/* After state.json moved on to `layer`, the previous layer's input is garbage. */
+static void drop_hidden(prod *p, int64_t layer)
+{
+    char path[4200];
+    cq_error ignore = CQ_ERROR_INIT;
+    if (layer >= 1 && hidden_path(p, layer, path, sizeof path, &ignore) == CQ_OK)
+        unlink(path);
 }
 
 static int save_state(prod *p, int64_t done_layers, cq_error *err)
@@ -357,10 +356,10 @@ static int new_state(prod *p, cq_error *err)
     return CQ_OK;
 }
 
-static int load_hidden(prod *p, cq_error *err)
+static int load_hidden(prod *p, int64_t layer, cq_error *err)
 {
     char path[4200];
-    int rc = state_path(p, path, sizeof path, "hidden.f32", err);
+    int rc = hidden_path(p, layer, path, sizeof path, err);
     if (rc != CQ_OK)
         return rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -434,7 +433,7 @@ static int restore(prod *p, const cJSON *old, int64_t *first, cq_error *err)
     }
     *first = (int64_t)done;
     if (rc == CQ_OK && *first > 0 && *first < p->cfg.n_layers)
-        rc = load_hidden(p, err);
+        rc = load_hidden(p, *first, err);
     if (rc == CQ_OK)
         cq_info("gptq: resuming after layer %lld of %lld", (long long)*first,
                 (long long)p->cfg.n_layers);
@@ -513,9 +512,12 @@ static int hk_linear(void *ctx, int64_t layer, int lin, const float *w, const cq
     return rc;
 }
 
-static int die_after(void)
+/* Test hooks (tests/cli/gptq.sh, tests/cli/faults.sh): exit as a kill -9 would after layer i's
+ * state is saved (CQ_TEST_DIE_AFTER_LAYER=i), or between its hidden file and its state.json
+ * (CQ_TEST_DIE_BEFORE_STATE=i). */
+static int die_at(const char *var)
 {
-    const char *e = getenv("CQ_TEST_DIE_AFTER_LAYER");
+    const char *e = getenv(var);
     return e && *e ? atoi(e) : -1;
 }
 
@@ -539,10 +541,14 @@ static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, 
     p->loss = p->rtn_loss = p->damp_max = 0;
     int rc = cq_quant_sink_sync(p->sink, err);
     if (rc == CQ_OK && layer + 1 < n)
-        rc = save_hidden(p, err);
+        rc = save_hidden(p, layer + 1, err);
+    if (rc == CQ_OK && die_at("CQ_TEST_DIE_BEFORE_STATE") == layer)
+        _exit(137);
     if (rc == CQ_OK)
         rc = save_state(p, layer + 1, err);
-    if (rc == CQ_OK && die_after() == layer) {
+    if (rc == CQ_OK)
+        drop_hidden(p, layer);
+    if (rc == CQ_OK && die_at("CQ_TEST_DIE_AFTER_LAYER") == layer) {
         fprintf(stderr, "cquant: CQ_TEST_DIE_AFTER_LAYER=%lld: exiting\n", (long long)layer);
         _exit(137);
     }

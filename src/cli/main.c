@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int cmd_help(cq_cli *cli, int argc, char **argv, cq_error *err);
 
@@ -81,6 +82,16 @@ int cli_expect_args(int got, int want, const char *what, cq_error *err)
         return cq_errorf(err, CQ_E_USAGE, "missing argument: %s", what);
     if (got > want)
         return cq_errorf(err, CQ_E_USAGE, "too many arguments (expected %s)", what);
+    return CQ_OK;
+}
+
+int cli_input_file(const char *path, const char *what, cq_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return cq_errorf_errno(err, CQ_E_IO, "%s '%s': cannot open", what, path);
+    if (!S_ISREG(st.st_mode))
+        return cq_errorf(err, CQ_E_IO, "%s '%s': not a regular file", what, path);
     return CQ_OK;
 }
 

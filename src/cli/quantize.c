@@ -13,6 +13,7 @@
 #include "cquant/select.h"
 #include "cquant/sha256.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -833,6 +834,32 @@ static int check_layout_options(const cq_quant_job *job, cq_error *err)
     return cq_errorf(err, CQ_E_USAGE, "--format %s: %s", job->layout->name, why.msg);
 }
 
+/* A resumed folder keeps the killed run's shards (reopened) and its hidden entries (the lock,
+ * gptq's state folder). Every other file (configs, copied tokenizer files, the shard index, the
+ * report, an atomic write's half-done temporary) is written again by this run: a stale one
+ * would block that write ("exists") or end up in the output, so it goes. Found by
+ * scripts/fault_inject.sh (kill -9 after the last layer, then --resume). */
+static int scrub_resumed(const char *dir, cq_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot list", dir);
+    int rc = CQ_OK;
+    struct dirent *e;
+    char path[4200];
+    while (rc == CQ_OK && (e = readdir(d))) {
+        size_t k = strlen(e->d_name);
+        struct stat st;
+        if (e->d_name[0] == '.' || (k > 12 && !strcmp(e->d_name + k - 12, ".safetensors")))
+            continue;
+        if ((rc = join(path, sizeof path, dir, e->d_name, err)) == CQ_OK &&
+            lstat(path, &st) == 0 && !S_ISDIR(st.st_mode) && unlink(path) != 0)
+            rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot remove", path);
+    }
+    closedir(d);
+    return rc;
+}
+
 /* A fresh temporary folder, or with --resume the one a killed run left (its files reopened). */
 static int begin_output(run_state *s, cq_error *err)
 {
@@ -841,6 +868,8 @@ static int begin_output(run_state *s, cq_error *err)
         return cq_outdir_begin(&s->od, s->sum->out, s->job->force, err);
     int rc = cq_outdir_resume(&s->od, s->sum->out, s->job->force, &resumed, err);
     s->resumed = resumed != 0;
+    if (rc == CQ_OK && s->resumed)
+        rc = scrub_resumed(cq_outdir_path(&s->od), err);
     return rc;
 }
 

@@ -11,9 +11,12 @@
 #include "cquant/tokenizer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define JOIN "\n\n"
@@ -53,10 +56,33 @@ static int tbuf_add(tbuf *b, const void *data, size_t n, const char *path, cq_er
     return rc;
 }
 
+/* fopen(path, "rb") of a regular file only: O_NONBLOCK so that a FIFO without a writer cannot
+ * block the open (then S_ISREG refuses it). NULL with errno set (EINVAL: not a regular file). */
+static FILE *open_regular(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    FILE *f = NULL;
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+        errno = EINVAL;
+    else
+        f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
 /* The whole file as it is on disk. */
 static int read_raw(const char *path, tbuf *out, cq_error *err)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = open_regular(path);
+    if (!f && errno == EINVAL)
+        return cq_errorf(err, CQ_E_IO, "%s: not a regular file", path);
     if (!f)
         return cq_errorf_errno(err, CQ_E_IO, "%s: cannot open", path);
     int rc = CQ_OK;
@@ -334,7 +360,7 @@ int cq_text_read(const char *const *paths, int n_paths, char **text, size_t *len
 
 int cq_calib_is_safetensors(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = open_regular(path);
     unsigned char h[9];
     if (!f)
         return 0;
@@ -503,7 +529,7 @@ static int model_tokenizer_hash(const char *model_dir, char hex[65])
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
-    FILE *f = fopen(path, "rb");
+    FILE *f = open_regular(path); /* a FIFO named tokenizer.json must not block the run */
     if (!f)
         return -1;
     cq_sha256 s;

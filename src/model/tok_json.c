@@ -83,8 +83,13 @@ static int load_vocab(ld *l, const cJSON *vocab, int64_t limit)
         return fmt_err(l, "model.vocab must be an object");
     for (const cJSON *e = vocab->child; e; e = e->next) {
         int32_t id;
+        int64_t prev;
         if (!e->string || get_id(e, limit, &id) != 0)
             return fmt_err(l, "model.vocab holds an id that is not an integer in range");
+        /* a duplicate key (or one cut short by a "\u0000" escape) would map a token to one
+         * of two ids depending on the parser: refuse it */
+        if (tok_strmap_get(&t->vocab, e->string, strlen(e->string), &prev))
+            return fmt_err(l, "model.vocab lists a token twice");
         const char *k = tok_arena_dup(&t->arena, e->string, strlen(e->string));
         if (!k || tok_strmap_put(&t->vocab, k, strlen(k), id) != 0)
             return cq_errorf(l->err, CQ_E_NOMEM, "%s: out of memory", l->path);

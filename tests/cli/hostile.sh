@@ -1,6 +1,8 @@
-# Hostile inputs against every command that reads a checkpoint (inspect, rtn, awq, dequant): crafted
-# by tests/cli/hostile/gen.sh (containers, shapes, offsets, indexes, symlinks, FIFOs, NaN/Inf,
-# configs) plus corrupted quantized checkpoints made here for dequant. Each failing run must give
+# Hostile inputs against every command that reads a checkpoint (inspect, rtn, awq, gptq, dequant,
+# eval): crafted by tests/cli/hostile/gen.sh (containers, shapes, offsets, indexes, symlinks and
+# the HuggingFace cache layout, FIFOs, NaN/Inf, configs), hostile calibration and statistics
+# files for gptq/eval, hostile tokenizer.json and text files (on data/models/cq-llama-tiny),
+# plus corrupted quantized checkpoints made here for dequant. Each failing run must give
 # exactly one stderr line "cquant: error: ..." matching the case's regex (file/tensor named), the
 # documented exit code, no sanitizer report (it would add lines), nothing at -o and no temporary
 # folder. Also: all-zero and constant weight groups quantize to the documented values.
@@ -41,11 +43,14 @@ run_case() {
 }
 
 N=0
-while IFS='|' read -r name path want_inspect want_rtn rx want_awq awq_rx; do
+while IFS='|' read -r name path want_inspect want_rtn rx want_awq awq_rx want_gptq gptq_rx \
+    want_eval eval_rx; do
     N=$((N + 1))
     run_case "$name/inspect" "$want_inspect" "$rx" "$CQ_BIN" inspect "$path"
     run_case "$name/rtn" "$want_rtn" "$rx" "$CQ_BIN" -q rtn -g 32 "$path" -o "$O/o"
     run_case "$name/awq" "$want_awq" "$awq_rx" "$CQ_BIN" -q awq -g 32 "$path" "$T/h/calib.bin" -o "$O/o"
+    run_case "$name/gptq" "$want_gptq" "$gptq_rx" "$CQ_BIN" -q gptq -g 32 "$path" "$T/h/calib.bin" -o "$O/o"
+    run_case "$name/eval" "$want_eval" "$eval_rx" "$CQ_BIN" -q eval "$path" "$T/h/calib.bin"
     # float inputs are never valid for dequant: an input error (the parse error or "not
     # quantized"), or the I/O error for unreadable files
     want_dq=4
@@ -53,6 +58,62 @@ while IFS='|' read -r name path want_inspect want_rtn rx want_awq awq_rx; do
     run_case "$name/dequant" "$want_dq" "" "$CQ_BIN" -q dequant "$path" -o "$O/o"
 done <"$T/h/cases.txt"
 [ "$N" -ge 30 ] && ok || fail "only $N generated cases"
+
+# ---- hostile calibration ids and statistics files (gptq, eval) ----
+NC=0
+while IFS='|' read -r name path want_gptq gptq_rx want_eval eval_rx; do
+    NC=$((NC + 1))
+    run_case "$name/gptq" "$want_gptq" "$gptq_rx" "$CQ_BIN" -q gptq -g 32 "$T/h/base" "$path" -o "$O/o"
+    run_case "$name/eval" "$want_eval" "$eval_rx" "$CQ_BIN" -q eval "$T/h/base" "$path"
+done <"$T/h/calib_cases.txt"
+
+# ---- hostile tokenizer.json and text (cq-llama-tiny; its weights linked, not copied) ----
+# tk NAME: a folder with TINY's weights and config and no tokenizer.json (the caller adds one).
+tk() {
+    rm -rf "$T/tk/$1" && mkdir -p "$T/tk/$1" &&
+        ln -s "$TINY/model.safetensors" "$T/tk/$1/model.safetensors" &&
+        cp "$TINY/config.json" "$T/tk/$1/" && echo "$T/tk/$1"
+}
+TXT="$T/text.txt"
+for i in $(seq 1 40); do echo "Line $i: the quick brown fox jumps over the lazy dog, then rests."; done >"$TXT"
+GQ=(-q gptq -g 32 --samples 2 --seqlen 32)
+# tok_case NAME WANT REGEX: eval and gptq with text on the folder $d
+NT=0
+tok_case() {
+    NT=$((NT + 1))
+    run_case "tok_$1/eval" "$2" "$3" "$CQ_BIN" -q eval --seqlen 32 --max-windows 2 "$d" "$TXT"
+    run_case "tok_$1/gptq" "$2" "$3" "$CQ_BIN" "${GQ[@]}" "$d" "$TXT" -o "$O/o"
+}
+d=$(tk ok) && cp "$TINY/tokenizer.json" "$d/" && tok_case valid 0 ""
+d=$(tk missing) && tok_case missing 3 "tokenizer\.json"
+d=$(tk empty) && : >"$d/tokenizer.json" && tok_case empty 4 "tokenizer\.json"
+d=$(tk broken) && head -c 5000 "$TINY/tokenizer.json" >"$d/tokenizer.json" && tok_case truncated 4 "tokenizer\.json"
+d=$(tk array) && printf '[1, 2]' >"$d/tokenizer.json" && tok_case not_object 4 "tokenizer\.json"
+d=$(tk unigram) && printf '{"model":{"type":"Unigram","vocab":[["a",0.0]]}}' >"$d/tokenizer.json" && tok_case unigram 4 "tokenizer\.json"
+d=$(tk vocab_type) && printf '{"model":{"type":"BPE","vocab":{"a":"x"},"merges":[]}}' >"$d/tokenizer.json" && tok_case vocab_type 4 "tokenizer\.json"
+d=$(tk vocab_range) && printf '{"model":{"type":"BPE","vocab":{"a":99999999999},"merges":[]}}' >"$d/tokenizer.json" && tok_case vocab_range 4 "tokenizer\.json"
+d=$(tk merges_type) && printf '{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[7]}}' >"$d/tokenizer.json" && tok_case merges_type 4 "tokenizer\.json"
+d=$(tk dup_key) && printf '{"model":{"type":"BPE","vocab":{"a":0,"a":1},"merges":[]}}' >"$d/tokenizer.json" && tok_case dup_key 4 "tokenizer\.json"
+d=$(tk fifo) && mkfifo "$d/tokenizer.json" && tok_case fifo 3 "tokenizer\.json"
+d=$(tk dir) && mkdir "$d/tokenizer.json" && tok_case dir 3 "tokenizer\.json"
+# config.json of another architecture beside a Llama checkpoint and tokenizer
+d=$(tk arch) && cp "$TINY/tokenizer.json" "$d/" &&
+    printf '{"architectures":["GPT2LMHeadModel"],"model_type":"gpt2","n_embd":256}' >"$d/config.json" &&
+    tok_case config_gpt2 4 "config\.json.*GPT2LMHeadModel"
+# hostile text files (valid model)
+d=$(tk text) && cp "$TINY/tokenizer.json" "$d/"
+text_case() { # NAME WANT REGEX FILE
+    NT=$((NT + 1))
+    run_case "text_$1/eval" "$2" "$3" "$CQ_BIN" -q eval --seqlen 32 --max-windows 2 "$d" "$4"
+    run_case "text_$1/gptq" "$2" "$3" "$CQ_BIN" "${GQ[@]}" "$d" "$4" -o "$O/o"
+}
+: >"$T/empty.txt" && text_case empty 4 "empty\.txt" "$T/empty.txt"
+printf 'abc \xff\xfe def\n' >"$T/bad_utf8.txt" && text_case bad_utf8 4 "bad_utf8\.txt" "$T/bad_utf8.txt"
+gzip -c "$TXT" | head -c 100 >"$T/trunc.txt.gz" && text_case gzip_truncated 4 "trunc\.txt\.gz" "$T/trunc.txt.gz"
+printf '{"text": "a"}\n[1, 2]\n' >"$T/bad.jsonl" && text_case jsonl_not_object 4 "bad\.jsonl:2" "$T/bad.jsonl"
+printf '{"text": 5}\n' >"$T/num.jsonl" && text_case jsonl_text_number 4 "num\.jsonl:1" "$T/num.jsonl"
+mkfifo "$T/fifo.txt" && text_case fifo 3 "fifo\.txt.*not a regular file" "$T/fifo.txt"
+text_case missing 3 "nonexistent\.txt" "$T/nonexistent.txt"
 
 # ---- corrupted quantized checkpoints (dequant) ----
 Q="$T/q"
@@ -138,5 +199,5 @@ run_case max_memory_ok 0 "" "$CQ_BIN" -q rtn -g 32 --max-memory 17MiB "$T/h/base
 run_case max_memory_bad 2 "--max-memory" "$CQ_BIN" -q rtn --max-memory 12Q "$T/h/base" -o "$O/o"
 tail -1 "$T/err" | grep -q "see 'cquant rtn --help'" && ok || fail "usage error without the help hint"
 
-echo "hostile: $N generated cases x 4 commands + $DQ corrupted quantized checkpoints, $RUNS runs"
+echo "hostile: $N generated cases x 6 commands + $NC calibration files x 2 + $NT tokenizer/text cases x 2 + $DQ corrupted quantized checkpoints, $RUNS runs"
 finish

@@ -301,28 +301,52 @@ CQ_TEST(index_cases)
     expect(d, CQ_E_FORMAT, W("s2.safetensors", "after the last tensor"));
 }
 
-CQ_TEST(index_symlinks)
+/* Replace shard s2.safetensors of folder D by a symlink to TARGET. */
+static void link_s2(const char *d, const char *target)
 {
-    char outside[4096], link[4200];
-    /* a symlink to a file outside the folder is refused even though its name is plain */
-    const char *d = make_folder("symout", IDX("\"a\":\"s1.safetensors\",\"b\":\"s2.safetensors\""));
-    snprintf(outside, sizeof outside, "%s/outside.safetensors", dir());
-    craft(dir(), "outside.safetensors", shard_hdr_b, 4);
+    char link[4200];
     snprintf(link, sizeof link, "%s/s2.safetensors", d);
     unlink(link);
-    CQ_CHECK(symlink(outside, link) == 0);
-    expect(d, CQ_E_FORMAT, W("shard 's2.safetensors' points outside the folder"));
-    /* a symlink inside the folder is fine */
+    CQ_CHECK(symlink(target, link) == 0);
+}
+
+CQ_TEST(index_symlinks)
+{
+    char path[4200];
+    /* The HuggingFace cache layout: snapshots/<rev>/<shard> -> ../../blobs/<sha>. A shard may
+     * be a symlink to a regular file anywhere (the index still names plain files only). */
+    const char *sub[] = {"hf", "hf/blobs", "hf/snapshots"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir(), sub[i]);
+        CQ_CHECK(mkdir(path, 0755) == 0);
+    }
+    craft(path, "../blobs/5f3a9c", shard_hdr_b, 4); /* path: hf/snapshots */
+    const char *d = make_folder("hf/snapshots/rev1",
+                                IDX("\"a\":\"s1.safetensors\",\"b\":\"s2.safetensors\""));
+    link_s2(d, "../../blobs/5f3a9c");
+    expect(d, CQ_OK, NULL);
+    /* a symlink to a folder, a FIFO and a device are no regular files */
+    link_s2(d, "../../blobs");
+    expect(d, CQ_E_IO, W("index.json", "shard 's2.safetensors' is not a regular file"));
+    snprintf(path, sizeof path, "%s/hf/blobs/fifo", dir());
+    CQ_CHECK(mkfifo(path, 0600) == 0);
+    link_s2(d, "../../blobs/fifo");
+    expect(d, CQ_E_IO, W("index.json", "shard 's2.safetensors' is not a regular file"));
+    link_s2(d, "/dev/zero");
+    expect(d, CQ_E_IO, W("index.json", "shard 's2.safetensors' is not a regular file"));
+    /* dangling and looping symlinks */
+    link_s2(d, "../../blobs/missing");
+    expect(d, CQ_E_IO, W("index.json", "'s2.safetensors' is a symlink that cannot be followed"));
+    link_s2(d, "s2.safetensors");
+    expect(d, CQ_E_IO, W("index.json", "'s2.safetensors' is a symlink that cannot be followed"));
+    /* a symlink inside the folder is fine too */
     d = make_folder("symin", IDX("\"a\":\"s1.safetensors\",\"b\":\"s2.safetensors\""));
     char real[4200];
     snprintf(real, sizeof real, "%s/real.bin", d);
-    snprintf(link, sizeof link, "%s/s2.safetensors", d);
-    CQ_CHECK(rename(link, real) == 0);
-    CQ_CHECK(symlink("real.bin", link) == 0);
+    snprintf(path, sizeof path, "%s/s2.safetensors", d);
+    CQ_CHECK(rename(path, real) == 0);
+    CQ_CHECK(symlink("real.bin", path) == 0);
     expect(d, CQ_OK, NULL);
-    /* a dangling symlink is a missing shard */
-    unlink(real);
-    expect(d, CQ_E_IO, W("s2.safetensors"));
 }
 
 CQ_TEST(folder_without_index)

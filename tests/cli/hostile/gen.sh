@@ -3,8 +3,12 @@
 #   gen.sh OUT
 # Writes OUT/base (a valid 1-layer F32 Llama checkpoint, hidden 64) and one crafted input per
 # case, and OUT/cases.txt with one line per case:
-#   name|path|inspect exit|rtn exit|message regex[|awq exit[|awq regex]]
-# (awq defaults to rtn's code and regex; it runs with OUT/calib.bin, 2 x 32 token ids < 64).
+#   name|path|inspect exit|rtn exit|message regex|awq exit|awq regex|gptq exit|gptq regex|
+#   eval exit|eval regex
+# (awq defaults to rtn's code and regex, gptq and eval to awq's; awq, gptq and eval run with
+# OUT/calib.bin, 2 x 32 token ids < 64). OUT/calib_cases.txt lists hostile calibration inputs
+# (calib.bin and statistics files) for `gptq OUT/base CALIB` and `eval OUT/base CALIB`:
+#   name|calib path|gptq exit|gptq regex|eval exit|eval regex
 # The exit codes are docs/cli.md's: 3 I/O, 4 invalid/unsupported input, 5 numeric; 0 where the
 # input is valid and the documented behaviour is to proceed.
 set -eu
@@ -14,7 +18,11 @@ mkdir -p "$OUT"
 CASES="$OUT/cases.txt"
 : >"$CASES"
 
-case_line() { echo "$1|$2|$3|$4|$5|${6:-$4}|${7:-$5}" >>"$CASES"; }
+case_line() {
+    local aw=${6:-$4} awr=${7:-$5}
+    local gp=${8:-$aw} gpr=${9:-$awr}
+    echo "$1|$2|$3|$4|$5|$aw|$awr|$gp|$gpr|${10:-$aw}|${11:-$awr}" >>"$CASES"
+}
 
 # le64 N: N as 8 little-endian bytes on stdout.
 le64() {
@@ -179,7 +187,7 @@ case_line metadata_type "$OUT/metadata_type" 4 4 "__metadata__"
 one json_trailing "$T1 xx" "$EIGHT"
 case_line json_trailing "$OUT/json_trailing" 4 4 "$MS"
 one newline_name '{"a\u000ab":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}' "$EIGHT"
-case_line newline_name "$OUT/newline_name" 0 4 "'a\\?b'.*control byte" 4 "embed_tokens.*missing"
+case_line newline_name "$OUT/newline_name" 0 4 "'a\\?b'.*control byte" 4 "embed_tokens.*missing" 4 "'a\\?b'.*control byte"
 
 # ---- filesystem tricks ----
 mkdir -p "$OUT/is_dir/model.safetensors"
@@ -210,9 +218,38 @@ shards "$OUT/idx_missing" "{\"weight_map\":{\"model.embed_tokens.weight\":\"$SH1
 case_line idx_missing_shard "$OUT/idx_missing" 3 3 "$IX.*model-00003"
 shards "$OUT/idx_dotdot" "{\"weight_map\":{\"model.embed_tokens.weight\":\"$SH1\",\"model.norm.weight\":\"../base/model.safetensors\"}}"
 case_line idx_dotdot "$OUT/idx_dotdot" 4 4 "$IX.*not a plain file name"
+# Shards may be symlinks to regular files anywhere (the HuggingFace cache layout
+# snapshots/<rev>/<shard> -> ../../blobs/<sha>); links to non-regular files, dangling links and
+# loops are refused (exit 3). A link to a whole model duplicates tensors (exit 4).
 shards "$OUT/idx_symlink_out" "$IDXOK"
 rm "$OUT/idx_symlink_out/$SH2" && ln -s "$OUT/base/model.safetensors" "$OUT/idx_symlink_out/$SH2"
-case_line idx_symlink_out "$OUT/idx_symlink_out" 4 4 "$IX.*outside the folder"
+case_line idx_symlink_dup "$OUT/idx_symlink_out" 4 4 "model\.embed_tokens\.weight' is in both"
+HF="$OUT/hf/snapshots/0123abc"
+mkdir -p "$OUT/hf/blobs" "$HF" && cp "$B" "$OUT/hf/blobs/9f86d08" && cp "$OUT/base/config.json" "$HF/"
+ln -s ../../blobs/9f86d08 "$HF/model-00001-of-00001.safetensors"
+{
+    printf '{"metadata":{},"weight_map":{'
+    sep=''
+    while IFS='|' read -r name _; do printf '%s"%s":"model-00001-of-00001.safetensors"' "$sep" "$name"; sep=,; done <<<"$TENSORS"
+    printf '}}'
+} >"$HF/model.safetensors.index.json"
+case_line idx_hf_cache "$HF" 0 0 ""
+mkdir -p "$OUT/linked/sub" && mkfifo "$OUT/linked/fifo"
+for kind in fifo devzero dir dangling loop; do
+    shards "$OUT/idx_link_$kind" "$IDXOK"
+    rm "$OUT/idx_link_$kind/$SH2"
+    case $kind in
+    fifo) tgt=../linked/fifo ;;
+    devzero) tgt=/dev/zero ;;
+    dir) tgt=../linked/sub ;;
+    dangling) tgt=../linked/missing ;;
+    loop) tgt=$SH2 ;;
+    esac
+    ln -s "$tgt" "$OUT/idx_link_$kind/$SH2"
+    rx="$IX.*model-00002-of-00002\.safetensors.*not a regular file"
+    case $kind in dangling | loop) rx="$IX.*model-00002-of-00002\.safetensors.*cannot be followed" ;; esac
+    case_line "idx_link_$kind" "$OUT/idx_link_$kind" 3 3 "$rx"
+done
 shards "$OUT/idx_absolute" "{\"weight_map\":{\"model.embed_tokens.weight\":\"$SH1\",\"model.norm.weight\":\"/etc/passwd\"}}"
 case_line idx_absolute "$OUT/idx_absolute" 4 4 "$IX.*not a plain file name"
 shards "$OUT/idx_not_json" '{"weight_map": '
@@ -229,9 +266,9 @@ case_line idx_empty "$OUT/idx_empty" 4 4 "$IX"
 
 # ---- values and config ----
 model "$OUT/nan" nan
-case_line nan_weight "$OUT/nan" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn.*NaN"
+case_line nan_weight "$OUT/nan" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn.*NaN" 5 "layer 0 self_attn\.q_proj.*non-finite" 5 "q_proj\.weight.*non-finite"
 model "$OUT/inf" inf
-case_line inf_weight "$OUT/inf" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn.*NaN"
+case_line inf_weight "$OUT/inf" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn.*NaN" 5 "layer 0 self_attn\.q_proj.*non-finite" 5 "q_proj\.weight.*non-finite"
 model "$OUT/shape_vs_config" pat 64,32
 case_line shape_vs_config "$OUT/shape_vs_config" 0 4 "q_proj\.weight"
 model "$OUT/config_broken"
@@ -254,8 +291,58 @@ printf '{"model": {"type": "BPE", "vocab": ' >"$OUT/tokenizer_broken/tokenizer.j
 case_line tokenizer_broken "$OUT/tokenizer_broken" 0 0 ""
 model "$OUT/tokenizer_fifo"
 mkfifo "$OUT/tokenizer_fifo/tokenizer.json"
-case_line tokenizer_fifo "$OUT/tokenizer_fifo" 0 3 "tokenizer\.json.*not a regular file"
+case_line tokenizer_fifo "$OUT/tokenizer_fifo" 0 3 "tokenizer\.json.*not a regular file" 3 "" 3 "" 0 ""
 model "$OUT/tokenizer_dir"
 mkdir "$OUT/tokenizer_dir/tokenizer.json"
-case_line tokenizer_is_dir "$OUT/tokenizer_dir" 0 3 "tokenizer\.json.*not a regular file"
+case_line tokenizer_is_dir "$OUT/tokenizer_dir" 0 3 "tokenizer\.json.*not a regular file" 3 "" 3 "" 0 ""
+
+# ---- hostile calibration inputs for gptq and eval (on OUT/base, vocab 64) ----
+CC="$OUT/calib_cases.txt"
+: >"$CC"
+C="$OUT/calib"
+mkdir -p "$C"
+# calib NAME HEADER DATA_FILE GPTQ_EXIT GPTQ_RX [EVAL_EXIT [EVAL_RX]]
+calib() {
+    st "$C/$1" "$2" "$3"
+    echo "$1|$C/$1|$4|$5|${6:-$4}|${7:-$5}" >>"$CC"
+}
+ids() { for i in "$@"; do le64 "$i" | head -c 4; done; } # I32 little-endian (two's complement)
+ids $(seq 0 63) >"$C/.ok"
+ids $(seq 0 62) 64 >"$C/.oov"
+ids -1 $(seq 1 63) >"$C/.neg"
+CN='calib/'
+calib calib_oov '{"input_ids":{"dtype":"I32","shape":[2,32],"data_offsets":[0,256]}}' "$C/.oov" 4 "${CN}calib_oov.*outside the vocabulary"
+calib calib_negative '{"input_ids":{"dtype":"I32","shape":[2,32],"data_offsets":[0,256]}}' "$C/.neg" 4 "${CN}calib_negative"
+calib calib_f32 '{"input_ids":{"dtype":"F32","shape":[2,32],"data_offsets":[0,256]}}' "$C/.ok" 4 "${CN}calib_f32"
+calib calib_1d '{"input_ids":{"dtype":"I32","shape":[64],"data_offsets":[0,256]}}' "$C/.ok" 4 "${CN}calib_1d"
+calib calib_no_rows '{"input_ids":{"dtype":"I32","shape":[0,32],"data_offsets":[0,0]}}' /dev/null 4 "${CN}calib_no_rows"
+# one-token windows are valid GPTQ input; eval needs two tokens per window
+calib calib_seqlen_1 '{"input_ids":{"dtype":"I32","shape":[64,1],"data_offsets":[0,256]}}' "$C/.ok" 0 "" 4 "${CN}calib_seqlen_1.*at least 2"
+calib calib_no_ids '{"token_ids":{"dtype":"I32","shape":[2,32],"data_offsets":[0,256]}}' "$C/.ok" 4 "${CN}calib_no_ids"
+calib calib_meta_type '{"__metadata__":{"seed":7},"input_ids":{"dtype":"I32","shape":[2,32],"data_offsets":[0,256]}}' "$C/.ok" 4 "${CN}calib_meta_type"
+head -c 200 "$OUT/calib.bin" >"$C/calib_truncated"
+echo "calib_truncated|$C/calib_truncated|4||4|" >>"$CC"
+mkfifo "$C/calib_fifo"
+echo "calib_fifo|$C/calib_fifo|3|calib_fifo.*not a regular file|3|calib_fifo.*not a regular file" >>"$CC"
+mkdir "$C/calib_dir"
+echo "calib_dir|$C/calib_dir|3|calib_dir|3|calib_dir" >>"$CC"
+echo "calib_missing|$C/nonexistent.bin|3|nonexistent\.bin|3|nonexistent\.bin" >>"$CC"
+# statistics files (docs/stats.md): q_proj's Hessian only (the rest falls back to RTN)
+SM='"__metadata__":{"cquant_stats":"1","n_samples":"2"}'
+QH='model.layers.0.self_attn.q_proj.hessian'
+head -c 16384 "$PAT" >"$C/.h32"
+# a symmetric positive definite H = I * 2 (64 x 64 F32)
+for ((r = 0; r < 64; r++)); do for ((c = 0; c < 64; c++)); do
+    if [ $r -eq $c ]; then printf '\x00\x00\x00\x40'; else printf '\x00\x00\x00\x00'; fi
+done; done >"$C/.eye"
+{ head -c 100 "$C/.eye"; printf '\x00\x00\xc0\x7f'; tail -c +105 "$C/.eye"; } >"$C/.eyenan"
+calib stats_ok "{$SM,\"$QH\":{\"dtype\":\"F32\",\"shape\":[64,64],\"data_offsets\":[0,16384]}}" "$C/.eye" 0 "" 4 "stats_ok"
+calib stats_version "{\"__metadata__\":{\"cquant_stats\":\"2\",\"n_samples\":\"2\"},\"$QH\":{\"dtype\":\"F32\",\"shape\":[64,64],\"data_offsets\":[0,16384]}}" "$C/.eye" 4 "${CN}stats_version.*version '2'" 4 "stats_version"
+calib stats_samples "{\"__metadata__\":{\"cquant_stats\":\"1\",\"n_samples\":\"-3\"},\"$QH\":{\"dtype\":\"F32\",\"shape\":[64,64],\"data_offsets\":[0,16384]}}" "$C/.eye" 4 "${CN}stats_samples.*n_samples" 4 "stats_samples"
+calib stats_not_square "{$SM,\"$QH\":{\"dtype\":\"F32\",\"shape\":[32,128],\"data_offsets\":[0,16384]}}" "$C/.eye" 4 "${CN}stats_not_square.*q_proj\.hessian" 4 "stats_not_square"
+calib stats_i32 "{$SM,\"$QH\":{\"dtype\":\"I32\",\"shape\":[64,64],\"data_offsets\":[0,16384]}}" "$C/.eye" 4 "${CN}stats_i32.*q_proj\.hessian" 4 "stats_i32"
+head -c 4096 "$C/.eye" >"$C/.eye32"
+calib stats_wrong_dim "{$SM,\"$QH\":{\"dtype\":\"F32\",\"shape\":[32,32],\"data_offsets\":[0,4096]}}" "$C/.eye32" 4 "${CN}stats_wrong_dim.*q_proj\.hessian.*\\[64, 64\\]" 4 "stats_wrong_dim"
+calib stats_nan "{$SM,\"$QH\":{\"dtype\":\"F32\",\"shape\":[64,64],\"data_offsets\":[0,16384]}}" "$C/.eyenan" 5 "${CN}stats_nan.*q_proj\.hessian.*non-finite value at \\[0, 25\\]" 4 "stats_nan"
+rm -f "$C/.ok" "$C/.oov" "$C/.neg" "$C/.h32" "$C/.eye" "$C/.eyenan" "$C/.eye32"
 rm -f "$PAT.12" "$PAT.20" "$PAT.16k" "$PAT.256" "$EIGHT" "$DATA"
