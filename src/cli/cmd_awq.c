@@ -7,6 +7,7 @@
 #include "cquant/awq.h"
 #include "cquant/calib.h"
 #include "cquant/log.h"
+#include "linalg/det.h"
 #include "cquant/model.h"
 #include "cquant/safetensors.h"
 #include "cquant/tokenizer.h"
@@ -354,6 +355,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.awq.clip = !a.no_clip;
     a.awq.duo_scaling = !a.no_duo;
     a.awq.threads = a.job.q.threads;
+    cq_det_set_threads(a.job.q.threads); /* BLAS tiles: speed only, never the bytes */
     a.job.quantizer = &cq_quantizer_awq;
     if (!(a.job.layout = cq_layout_find(format)))
         return cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);

@@ -8,6 +8,7 @@
 #include "gptq_cli.h"
 
 #include "cquant/log.h"
+#include "linalg/det.h"
 #include "cquant/model.h"
 #include "cquant/sha256.h"
 
@@ -294,6 +295,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.job.model = argv[0];
     a.calib_path = n >= 2 ? argv[1] : NULL;
     a.job.q.sym = sym != 0;
+    cq_det_set_threads(a.job.q.threads); /* BLAS tiles: speed only, never the bytes */
     a.job.quantizer = &cq_quantizer_gptq;
     a.job.produce = gptq_produce;
     a.job.produce_ctx = &a;
