@@ -64,4 +64,15 @@ for cmd in "gptq --samples 4 --seqlen 128 -b 8 -g 32 --act-order --damp 0.00001"
         fi
     done
 done
+# eval: the perplexity numbers (every digit of the JSON summary but the timing)
+ref=""
+for th in 1 2; do
+    OPENBLAS_NUM_THREADS=$th expect 0 "$CQ_BIN" eval --json --seqlen 256 --max-windows 4 "$TINY" \
+        "$CAL" || continue
+    d=$(grep -v '"seconds"' "$T/out")
+    grep -q '"nll_sum"' "$T/out" || fail "eval: no nll_sum"
+    if [ -z "$ref" ]; then ref=$d; elif [ "$d" = "$ref" ]; then ok; else
+        fail "eval: OPENBLAS_NUM_THREADS=$th differs"
+    fi
+done
 finish
