@@ -8,9 +8,9 @@
 #include "gptq_cli.h"
 
 #include "cquant/log.h"
-#include "linalg/det.h"
 #include "cquant/model.h"
 #include "cquant/sha256.h"
+#include "linalg/det.h"
 
 #include <stdio.h>
 #include <stdlib.h>

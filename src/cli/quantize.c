@@ -837,7 +837,8 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         (rc = check_layout_options(job, err)) != CQ_OK ||
         (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||
         (rc = make_plan(&s, err)) != CQ_OK || (rc = cq_make_parents(sum->out, err)) != CQ_OK ||
-        (rc = check_resources(&s, err)) != CQ_OK || (rc = begin_output(&s, err)) != CQ_OK ||
+        (rc = check_resources(&s, err)) != CQ_OK || job->check_only ||
+        (rc = begin_output(&s, err)) != CQ_OK ||
         (rc = start_report(&s, err)) != CQ_OK)
         goto done;
     if ((rc = build_output(&s, err)) != CQ_OK)

@@ -48,6 +48,7 @@ typedef struct cq_quant_job {
     void *produce_ctx;
     bool resume;              /* keep a stale temporary output folder and reopen its files */
     size_t producer_peak;     /* heap the producer adds to the plan (gptq: its pipeline plan) */
+    bool check_only;          /* plan, check --max-memory and free disk, create nothing else */
     int argc;                 /* the command line, for the report */
     char **argv;
 } cq_quant_job;

@@ -274,3 +274,54 @@ int cq_awq_model_run(const cq_model_config *cfg, const cq_st_model *st, const in
     drv_release(&d);
     return rc;
 }
+
+/* ---- memory plan ---- */
+
+static size_t sat_add(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t sat_mul(size_t a, size_t b)
+{
+    size_t r;
+    return cq_mul_size(a, b, &r) ? SIZE_MAX : r;
+}
+
+/* An upper bound of the heap cq_awq_model_run allocates, from the buffers above and in awq.c:
+ * the recorded inputs of the four hook points, the hidden states twice, one layer's f32
+ * weights, the forward scratch (chunk of max(512, seqlen) tokens), and the worst group's search
+ * workspace (the f32 and f64 Gram matrices, two weight-sized products, the FP and trial outputs
+ * of every token, the trial weights) or clip workspace, whichever is larger. */
+size_t cq_awq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen)
+{
+    size_t T = sat_mul((size_t)(n_seq > 0 ? n_seq : 0), (size_t)(seqlen > 0 ? seqlen : 0));
+    size_t H = (size_t)c->hidden, I = (size_t)c->intermediate;
+    size_t qd = (size_t)(c->n_heads * c->head_dim), kd = (size_t)(c->n_kv_heads * c->head_dim);
+    size_t f = sizeof(float), chunk = seqlen > AWQ_CHUNK_TOKENS ? (size_t)seqlen : AWQ_CHUNK_TOKENS;
+    size_t p = sat_mul(sat_mul(T, H + qd + H + I), f);  /* recorded inputs */
+    p = sat_add(p, sat_mul(sat_mul(T, 2 * H), f));      /* hidden, next */
+    size_t lw = 0;
+    for (int l = 0; l < CQ_LIN_COUNT; l++) {
+        int64_t rows, cols;
+        cq_linear_shape(c, l, &rows, &cols);
+        lw = sat_add(lw, (size_t)(rows * cols));
+    }
+    p = sat_add(p, sat_mul(lw + 2 * H, f));
+    size_t fwd = sat_add(sat_mul(chunk, 3 * H + 2 * I + qd + 2 * kd),
+                         sat_mul((size_t)seqlen, (size_t)seqlen));
+    p = sat_add(p, sat_mul(fwd, f));
+    /* groups: (cols, rows of all its Linears, rows of the first) */
+    const size_t g[4][3] = {{H, qd + 2 * kd, qd}, {qd, H, H}, {H, 2 * I, I}, {I, H, H}};
+    size_t worst = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t C = g[i][0], R = g[i][1];
+        size_t w = sat_mul(sat_mul(C, C), 4 + 8 + 4);            /* part, acc, gram */
+        w = sat_add(w, sat_mul(sat_mul(g[i][2], C), 2 * f));     /* dw, p */
+        w = sat_add(w, sat_mul(sat_mul(T, R), 2 * f));           /* fp_out, out */
+        w = sat_add(w, sat_mul(sat_mul(R, C), f));               /* trial weights */
+        w = sat_add(w, sat_mul(C, 4 * f));
+        worst = w > worst ? w : worst;
+    }
+    return sat_add(p, worst);
+}
