@@ -5,6 +5,7 @@
 #include "cquant/awq.h"
 
 #include "cquant/checked.h"
+#include "quant/grid.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -28,13 +29,26 @@ const char *cq_awq_group_name(int g)
 typedef struct rec {
     float *x[4];
     int64_t cols[4], filled[4], tokens;
+    int bad;  /* hook point whose input held NaN/Inf, or -1 */
 } rec;
+
+static bool finite_all(const float *x, int64_t n)
+{
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        acc += x[i] * 0.0f; /* NaN*0 and Inf*0 are NaN: one branch for the whole chunk */
+    return acc == 0.0f;
+}
 
 static int rec_hook(void *ctx, int which, const float *x, int64_t n, int64_t cols)
 {
     rec *r = ctx;
     if (which < 0 || which > 3 || cols != r->cols[which] || r->filled[which] + n > r->tokens)
         return CQ_E_INTERNAL;
+    if (!finite_all(x, n * cols)) {
+        r->bad = which;
+        return CQ_E_NUMERIC;
+    }
     memcpy(r->x[which] + r->filled[which] * cols, x, (size_t)(n * cols) * sizeof(float));
     r->filled[which] += n;
     return CQ_OK;
@@ -219,6 +233,22 @@ static void drv_release(drv *d)
     cq_llama_free(d->m);
 }
 
+/* NaN/Inf weights would only surface as "every scale ratio gave a NaN loss"; name the Linear
+ * and the first bad value instead, as rtn and gptq do. */
+static int check_weights(const drv *d, int64_t layer, cq_error *err)
+{
+    for (int lin = 0; lin < CQ_LIN_COUNT; lin++) {
+        int64_t rows, cols;
+        cq_linear_shape(d->cfg, lin, &rows, &cols);
+        int rc = cq_check_finite(d->w.lin[lin], rows * cols, err);
+        if (rc != CQ_OK) {
+            cq_error_prefix(err, "layer %lld %s", (long long)layer, cq_linear_name(lin));
+            return rc;
+        }
+    }
+    return CQ_OK;
+}
+
 static const int clipped_lins[] = {CQ_LIN_V, CQ_LIN_O, CQ_LIN_GATE, CQ_LIN_UP, CQ_LIN_DOWN};
 
 static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn fn, void *ctx,
@@ -228,10 +258,22 @@ static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn f
     memset(&rep, 0, sizeof rep);
     rep.layer = l;
     memset(d->in.filled, 0, sizeof d->in.filled);
+    d->in.bad = -1;
     int rc = cq_layer_load(&d->w, d->cfg, st, l, err);
+    if (rc == CQ_OK)
+        rc = check_weights(d, l, err);
     if (rc == CQ_OK)
         rc = cq_layer_forward(d->m, &d->w, d->hidden, d->next, d->n_seq, d->seqlen, rec_hook,
                               &d->in, err);
+    if (rc != CQ_OK && d->in.bad >= 0) {
+        static const char *const points[4] = {"self_attn.q_proj/k_proj/v_proj",
+                                              "self_attn.o_proj", "mlp.gate_proj/up_proj",
+                                              "mlp.down_proj"};
+        *err = (cq_error)CQ_ERROR_INIT; /* replace the forward's generic hook message */
+        rc = cq_errorf(err, CQ_E_NUMERIC,
+                       "layer %lld: non-finite calibration activations at the input of %s",
+                       (long long)l, points[d->in.bad]);
+    }
     for (int g = 0; g < CQ_AWQ_N_GROUPS && rc == CQ_OK; g++)
         if (g != CQ_AWQ_G_O || vo_match(d->cfg))
             rc = search_group(d, g, &rep, err);
