@@ -34,9 +34,9 @@ echo "determinism: $i rtn option sets, OpenBLAS threads 1 and 2 (and 2 again for
 
 # gptq and awq make BLAS calls (forward pass, Hessians, Cholesky, lazy updates, the AWQ loss):
 # every file, by sha256, must match between (OPENBLAS_NUM_THREADS, --threads) = (1, 1) and
-# (2, 3); the report too once its timings and command line are removed. The gptq options (8 bits, tiny
-# damping) make the codes sensitive to the last bits of U: with LAPACK's dpotrf/dtrtri under
-# OpenBLAS threads (before linalg/det.h) this run differed between 1 and 2 threads.
+# (2, 3); the report too once its timings and command line are removed. The gptq options
+# (8 bits, tiny damping) make the codes sensitive to the last bits of U: with LAPACK's
+# dpotrf/dtrtri under OpenBLAS threads (before linalg/det.h) this run differed between 1 and 2.
 digest() { # DIR: "sha256  name" of every file, the report normalized
     local f
     for f in "$1"/*; do
