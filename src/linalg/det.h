@@ -29,7 +29,8 @@ void cq_det_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int
 void cq_det_dgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
                   double alpha, const double *a, int lda, const double *b, int ldb, double beta,
                   double *c, int ldc);
-/* C (upper triangle only) = alpha·op(A)·op(A)ᵀ + beta·C, row-major; uplo must be CblasUpper. */
+/* C (upper triangle only) = alpha·op(A)·op(A)ᵀ + beta·C, row-major, uplo CblasUpper (other
+ * forms run as one single-threaded call). */
 void cq_det_ssyrk(CBLAS_ORDER order, CBLAS_UPLO uplo, CBLAS_TRANSPOSE trans, int n, int k,
                   float alpha, const float *a, int lda, float beta, float *c, int ldc);
 

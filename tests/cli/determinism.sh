@@ -49,12 +49,14 @@ digest() { # DIR: "sha256  name" of every file, the report normalized
     done
 }
 CAL="$CQ_SRC/data/calib-docs.txt"
-for cmd in "gptq --samples 4 --seqlen 128 -b 8 -g 32 --act-order --damp 0.00001" "awq --calib-docs 8 --calib-block 256 --grid 4"; do
+GPTQ="gptq --samples 4 --seqlen 128 -b 8 -g 32 --act-order --damp 0.00001"
+for cmd in "$GPTQ" "awq --calib-docs 8 --calib-block 256 --grid 4"; do
     ref=""
     for run in "1 1" "2 3"; do
         set -- $run
         rm -rf "$T/d"
-        OPENBLAS_NUM_THREADS=$1 expect 0 "$CQ_BIN" -q $cmd --threads "$2" "$TINY" "$CAL" -o "$T/d" ||
+        OPENBLAS_NUM_THREADS=$1 expect 0 "$CQ_BIN" -q $cmd --threads "$2" "$TINY" "$CAL" \
+            -o "$T/d" ||
             continue
         d=$(digest "$T/d")
         [ "$(echo "$d" | wc -l)" -ge 6 ] || fail "${cmd%% *}: too few files"

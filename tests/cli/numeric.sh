@@ -78,7 +78,7 @@ done
 # rtn copies tensors it does not quantize as they are (the embedding with a NaN included)
 eq "$(run rtn "$T/actnan")" 0 "rtn, NaN in the embedding"
 for m in gptq awq; do
-    fails 5 "layer 0: non-finite calibration activations at the input of self_attn\.q_proj/k_proj/v_proj" \
+    fails 5 "layer 0: non-finite calibration activations at the input of self_attn\.q_proj/" \
         "$m" "$T/actnan"
 done
 # gptq: damping 0 on 64 calibration tokens (of 32 distinct ids) leaves the Hessians singular;
