@@ -16,6 +16,7 @@
 #include "cquant/safetensors.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct cq_awq_opts {
@@ -163,6 +164,10 @@ const char *cq_awq_group_name(int g);  /* "self_attn.qkv", "self_attn.o", "mlp.g
  * ready for cq_awq_quantize. The buffers are valid only during the call. */
 typedef int (*cq_awq_layer_fn)(void *ctx, int64_t layer, const cq_layer_weights *w,
                                const cq_awq_layer_report *rep, cq_error *err);
+
+/* Planned peak heap of cq_awq_model_run for n_seq x seqlen calibration tokens (an upper bound
+ * from shapes; the caller adds what its layer callback keeps). */
+size_t cq_awq_model_plan(const cq_model_config *cfg, int64_t n_seq, int64_t seqlen);
 
 /* AWQ over all decoder layers on calibration sequences ids [n_seq x seqlen]: per layer, the FP
  * forward records each group's input and gives the next layer's (full-precision) input; the four

@@ -35,7 +35,8 @@ void cq_plan_output(cq_plan *p, size_t bytes);
  * p->peak_bytes > limit. */
 int cq_plan_check_memory(const cq_plan *p, size_t limit, cq_error *err);
 /* CQ_E_IO when the filesystem holding DIR has fewer than p->output_bytes available to us
- * (statvfs f_bavail). A DIR that cannot be examined is not an error (the write will tell). */
+ * (statvfs f_bavail; the environment variable CQ_TEST_DISK_FREE, when set, replaces that
+ * number: a test hook). A DIR that cannot be examined is not an error (the write will tell). */
 int cq_plan_check_disk(const cq_plan *p, const char *dir, cq_error *err);
 
 /* "1.5 GiB", "12.0 MiB", "512 B" into buf. */

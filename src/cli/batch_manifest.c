@@ -276,8 +276,17 @@ void cq_batch_free(cq_batch *b)
 
 /* ---- already done? ---- */
 
+/* Arguments that do not change the output: --force, and a memory limit (batch adds its
+ * share of its own --max-memory). */
+static int ignored_arg(const char *s)
+{
+    return !strcmp(s, "--force") || !strncmp(s, "--max-memory=", 13);
+}
+
 /* The recorded command line equals ours from argv[1] on (argv[0] is the binary's path, which
- * may move), ignoring --force (a rerun that replaced a stale output records it). */
+ * may move), ignoring --force (a rerun that replaced a stale output records it) and
+ * --max-memory. */
+
 static int same_command(const cJSON *rec, char *const *argv, int argc)
 {
     const cJSON *a = rec && cJSON_IsArray(rec) ? rec->child : NULL;
@@ -285,9 +294,9 @@ static int same_command(const cJSON *rec, char *const *argv, int argc)
     if (a)
         a = a->next;
     for (;;) {
-        while (a && cJSON_IsString(a) && !strcmp(a->valuestring, "--force"))
+        while (a && cJSON_IsString(a) && ignored_arg(a->valuestring))
             a = a->next;
-        while (i < argc && !strcmp(argv[i], "--force"))
+        while (i < argc && ignored_arg(argv[i]))
             i++;
         if (!a || i >= argc)
             return !a && i >= argc;

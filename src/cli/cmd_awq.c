@@ -10,6 +10,7 @@
 #include "cquant/model.h"
 #include "cquant/safetensors.h"
 #include "cquant/tokenizer.h"
+#include "linalg/det.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +297,27 @@ static int add_report(void *ctx, cJSON *cfg, cq_error *err)
     return CQ_OK;
 }
 
+/* The search's plan plus the store (every Linear and norm of the model in f32) joins the
+ * driver's plan; a check-only run of the driver then tests memory and disk. */
+static int check_up_front(awq_args *a, const cq_model_config *cfg, const cq_calib *cal,
+                          cq_error *err)
+{
+    size_t store = 0;
+    for (int l = 0; l < CQ_LIN_COUNT; l++) {
+        int64_t rows, cols;
+        cq_linear_shape(cfg, l, &rows, &cols);
+        store += (size_t)(rows * cols);
+    }
+    store = (store + 2 * (size_t)cfg->hidden) * sizeof(float) * (size_t)cfg->n_layers;
+    size_t search = cq_awq_model_plan(cfg, cal->n, cal->seqlen);
+    a->job.producer_peak = search > SIZE_MAX - store ? SIZE_MAX : search + store;
+    cq_quant_summary sum;
+    a->job.check_only = true;
+    int rc = cq_quant_run(&a->job, &sum, err);
+    a->job.check_only = false;
+    return rc;
+}
+
 /* Calibrate and search: fills the store with every layer's final float tensors. */
 static int run_search(awq_args *a, awq_store *store, cq_error *err)
 {
@@ -315,6 +337,8 @@ static int run_search(awq_args *a, awq_store *store, cq_error *err)
     if (rc == CQ_OK && cal.n < 1)
         rc = cq_errorf(err, CQ_E_USAGE, "'%s': no calibration block of %d tokens", a->calib,
                        a->co.block);
+    if (rc == CQ_OK) /* refuse --max-memory and a full disk before the search, not after it */
+        rc = check_up_front(a, &cfg, &cal, err);
     if (rc == CQ_OK) {
         cq_info("awq: %lld calibration blocks of %lld tokens", (long long)cal.n,
                 (long long)cal.seqlen);
@@ -387,6 +411,8 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
                  "per-layer state, so the run starts over (the stale temporary is removed)"),
         OPT_STRING(0, "report", &a.job.report_path, "FILE",
                    "write the JSON report to FILE (default OUT/cquant-report.json)", NULL),
+        OPT_SIZE(0, "max-memory", &a.job.max_memory, "SIZE",
+                 "refuse to start when the planned peak memory exceeds SIZE; 0 = no limit"),
         OPT_STRING('o', "output", &a.job.out, "OUT", "output folder", NULL),
         CQ_OPT_COMMON(&cli->common),
         OPT_END(),
@@ -407,6 +433,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.awq.duo_scaling = !a.no_duo;
     a.awq.moe_min_tokens = a.moe_min_tokens;
     a.awq.threads = a.job.q.threads;
+    cq_det_set_threads(a.job.q.threads); /* BLAS tiles: speed only, never the bytes */
     a.job.quantizer = &cq_quantizer_awq;
     if (!(a.job.layout = cq_layout_find(format)))
         return cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);

@@ -153,7 +153,8 @@ static int run_sync(char *const *argv, job_result *tmp, cq_error *err)
 
 /* Perplexity of the job's output on its "eval" text, through `cquant eval` when this build has
  * it (see docs/batch.md); otherwise it stays null with a note. */
-static void eval_job(const cq_batch_job *j, const char *exe, job_result *res)
+static void eval_job(const cq_batch_job *j, const char *exe, const char *mem_opt,
+                     job_result *res)
 {
     if (!j->eval || strcmp(res->status, "failed") == 0)
         return;
@@ -161,7 +162,11 @@ static void eval_job(const cq_batch_job *j, const char *exe, job_result *res)
         res->ppl_note = "cquant eval is not in this build";
         return;
     }
-    char *argv[] = {(char *)exe, "-q", "eval", "--json", j->output, j->eval, NULL};
+    char *argv[] = {(char *)exe, "-q", "eval", "--json", j->output, j->eval, NULL, NULL};
+    if (mem_opt[0]) { /* the job's share of --max-memory, before the positionals */
+        memmove(argv + 5, argv + 4, 3 * sizeof *argv);
+        argv[4] = (char *)mem_opt;
+    }
     job_result ev = {.perplexity = NAN};
     cq_error err = CQ_ERROR_INIT;
     const cJSON *p;
@@ -181,6 +186,7 @@ typedef struct sched {
     int n_slots, active, next;
     bool keep_going, stop, force;
     const char *exe;
+    char mem_opt[48]; /* "--max-memory=<bytes>": each job's share of batch --max-memory, or "" */
 } sched;
 
 static void progress(const sched *s, int i)
@@ -203,19 +209,26 @@ static int launch(sched *s, int i, cq_error *err)
         r->status = "skipped";
         r->exit_code = 0;
         r->seconds = now_s() - t0;
-        eval_job(j, s->exe, r);
+        eval_job(j, s->exe, s->mem_opt, r);
         progress(s, i);
         return CQ_OK;
     }
     char **argv = j->argv;
-    if (r->note[0] && s->force) { /* stale output: replace it, as asked */
-        argv = calloc((size_t)j->argc + 2, sizeof *argv);
+    bool force = r->note[0] && s->force; /* stale output: replace it, as asked */
+    if (force || s->mem_opt[0]) {
+        argv = calloc((size_t)j->argc + 3, sizeof *argv);
         if (!argv)
             return cq_errorf(err, CQ_E_NOMEM, "out of memory");
-        /* after "<exe> -q <method>", before the "--" that ends options */
+        /* after "<exe> -q <method>", before the job's own options (a job's own --max-memory
+         * comes later and wins) and the "--" that ends options; the recorded command line
+         * then holds them, which cq_batch_is_done ignores */
+        int k = 3;
         memcpy(argv, j->argv, 3 * sizeof *argv);
-        argv[3] = "--force";
-        memcpy(argv + 4, j->argv + 3, (size_t)(j->argc - 3) * sizeof *argv);
+        if (force)
+            argv[k++] = "--force";
+        if (s->mem_opt[0])
+            argv[k++] = s->mem_opt;
+        memcpy(argv + k, j->argv + 3, (size_t)(j->argc - 3) * sizeof *argv);
     }
     if (r->note[0] && !s->force)
         cq_warn("batch: job '%s': %s; use --force to replace it", j->name, r->note);
@@ -241,7 +254,7 @@ static void reap(sched *s, pid_t pid, int st)
         int i = s->slots[k].job;
         finish(&s->slots[k], st, &s->res[i]);
         s->active--;
-        eval_job(&s->b->jobs[i], s->exe, &s->res[i]);
+        eval_job(&s->b->jobs[i], s->exe, s->mem_opt, &s->res[i]);
         progress(s, i);
         if (s->res[i].exit_code != 0 && !s->keep_going)
             s->stop = true;
@@ -357,10 +370,14 @@ static void print_table(const sched *s)
 int cmd_batch(cq_cli *cli, int argc, char **argv, cq_error *err)
 {
     int jobs = 1;
+    size_t max_memory = 0;
     sched s = {0};
     const cq_option opts[] = {
         OPT_BOOL('k', "keep-going", &s.keep_going, "run the other jobs after one fails"),
         OPT_INT('j', "jobs", &jobs, "N", "jobs run at the same time", 1, 64, NULL),
+        OPT_SIZE(0, "max-memory", &max_memory, "SIZE",
+                 "planned peak memory of the jobs running at once: each job (and its eval) gets "
+                 "--max-memory SIZE/jobs; 0 = no limit"),
         OPT_BOOL(0, "force", &s.force,
                  "replace outputs made with other options or inputs (default: such a job fails)"),
         CQ_OPT_COMMON(&cli->common),
@@ -385,6 +402,8 @@ int cmd_batch(cq_cli *cli, int argc, char **argv, cq_error *err)
         goto done;
     s = (sched){.b = &b, .keep_going = s.keep_going, .force = s.force, .exe = exe,
                 .n_slots = jobs};
+    if (max_memory)
+        snprintf(s.mem_opt, sizeof s.mem_opt, "--max-memory=%zu", max_memory / (size_t)jobs);
     s.res = calloc((size_t)b.n, sizeof *s.res);
     s.slots = calloc((size_t)jobs, sizeof *s.slots);
     if (!s.res || !s.slots) {

@@ -6,6 +6,7 @@
 
 #include "cquant/calib.h"
 #include "cquant/log.h"
+#include "cquant/plan.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -92,7 +93,20 @@ int cmd_calib(cq_cli *cli, int argc, char **argv, cq_error *err)
     if (rc == CQ_OK)
         cq_info("calib: %lld %s windows of %lld tokens", (long long)c.n, c.mode,
                 (long long)c.seqlen);
-    if (rc == CQ_OK && (rc = cq_make_parents(a.out, err)) == CQ_OK)
+    if (rc == CQ_OK)
+        rc = cq_make_parents(a.out, err);
+    if (rc == CQ_OK) { /* the ids (4 bytes each) and a header; checked before writing */
+        cq_plan p = {.output_bytes = (size_t)(c.n * c.seqlen) * 4 + 65536};
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", a.out);
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            snprintf(dir, sizeof dir, ".");
+        else
+            slash[slash == dir] = 0;
+        rc = cq_plan_check_disk(&p, dir, err);
+    }
+    if (rc == CQ_OK)
         rc = cq_calib_write(a.out, &c, err);
     if (rc == CQ_OK)
         summary(cli, &a, &c);

@@ -8,6 +8,7 @@
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
+#include "cquant/plan.h"
 #include "cquant/safetensors.h"
 
 #include <stdio.h>
@@ -100,9 +101,12 @@ static const dq_linear *linear_at(const dq_state *s, size_t i)
     return NULL;
 }
 
-static int plan(dq_state *s, cq_error *err)
+/* Declare every output tensor, and check the free space of DIR against their bytes (plus a
+ * header entry each, the copied small files and the config: 4 MiB). */
+static int plan(dq_state *s, const char *dir, cq_error *err)
 {
     int rc = CQ_OK;
+    cq_plan p = {.output_bytes = (size_t)4 << 20};
     for (size_t i = 0; i < cq_st_count(s->m) && rc == CQ_OK; i++) {
         const cq_st_tensor *t = cq_st_at(s->m, i);
         const dq_linear *l = linear_at(s, i);
@@ -111,11 +115,14 @@ static int plan(dq_state *s, cq_error *err)
             int64_t shape[2] = {l->rows, l->cols};
             snprintf(name, sizeof name, "%s.weight", l->prefix);
             rc = cq_st_writer_add(s->w, name, s->out_dtype, 2, shape, err);
+            cq_plan_output(&p, (size_t)(l->rows * l->cols) *
+                                   (size_t)cq_dtype_info(s->out_dtype)->size + 256);
         } else if (!s->member[i]) {
             rc = cq_st_writer_add(s->w, t->name, t->dtype, t->ndim, t->shape, err);
+            cq_plan_output(&p, t->nbytes + 256);
         }
     }
-    return rc;
+    return rc == CQ_OK ? cq_plan_check_disk(&p, dir, err) : rc;
 }
 
 /* Gather "<prefix>.*" as borrowed cq_packed, unpack, dequantize, convert, write. */
@@ -219,7 +226,7 @@ static int run(dq_state *s, const char *in, const char *out, bool force, const c
         (rc = cq_outdir_begin(&s->od, out, force, err)) != CQ_OK)
         return rc;
     const char *dir = cq_outdir_path(&s->od);
-    if ((rc = cq_st_writer_create(&s->w, dir, 0, err)) != CQ_OK || (rc = plan(s, err)) != CQ_OK ||
+    if ((rc = cq_st_writer_create(&s->w, dir, 0, err)) != CQ_OK || (rc = plan(s, dir, err)) != CQ_OK ||
         (rc = cq_st_writer_start(s->w, err)) != CQ_OK || (rc = stream(s, err)) != CQ_OK ||
         (rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
         (rc = cq_copy_aux_files(cq_st_dir(s->m), dir, err)) != CQ_OK ||

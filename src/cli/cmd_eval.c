@@ -7,6 +7,7 @@
 #include "cquant/log.h"
 #include "cquant/model.h"
 #include "cquant/outdir.h"
+#include "cquant/plan.h"
 #include "cquant/qsource.h"
 #include "cquant/tokenizer.h"
 
@@ -136,6 +137,36 @@ static void summary(cq_cli *cli, const eval_run *r, const char *model, const cha
                (long long)o->seqlen, (long long)res->n_scored, secs);
 }
 
+/* Planned peak heap of an eval run (an upper bound from shapes, src/model/eval.c's and
+ * llama.c's buffers): one batch of windows' activations, one layer's f32 weights, the
+ * embedding and head in f32, the forward scratch of a 4096-token (or one-window) chunk with its
+ * 16 MiB of logits, one dequantized Linear of a quantized checkpoint, the ids, and the fixed
+ * process overhead. */
+static size_t eval_plan(const eval_run *r, int64_t seqlen, int64_t max_windows, size_t budget)
+{
+    const cq_model_config *c = &r->cfg;
+    double H = (double)c->hidden, I = (double)c->intermediate, V = (double)c->vocab;
+    double qd = (double)(c->n_heads * c->head_dim), kd = (double)(c->n_kv_heads * c->head_dim);
+    double windows = (double)(r->n_ids / seqlen), per = (double)seqlen * H * 4.0;
+    if (max_windows > 0 && windows > (double)max_windows)
+        windows = (double)max_windows;
+    double batch = budget ? (double)(budget / (size_t)per) : (double)((size_t)512 << 20) / per;
+    batch = batch < 1.0 ? 1.0 : (batch > windows ? windows : batch);
+    double lw = 0.0, maxl = 0.0;
+    for (int l = 0; l < CQ_LIN_COUNT; l++) {
+        int64_t rows, cols;
+        cq_linear_shape(c, l, &rows, &cols);
+        lw += (double)(rows * cols);
+        maxl = (double)(rows * cols) > maxl ? (double)(rows * cols) : maxl;
+    }
+    double chunk = seqlen > 4096 ? (double)seqlen : 4096.0;
+    double b = batch * per + (lw + 2.0 * H) * 4.0 + (2.0 * V * H + H) * 4.0;
+    b += (chunk * (3.0 * H + 2.0 * I + qd + 2.0 * kd) + (double)seqlen * (double)seqlen +
+          (double)seqlen * (double)c->head_dim) * 4.0 + (double)(16u << 20);
+    b += (r->qs ? maxl * 8.0 : 0.0) + (double)r->n_ids * 4.0 + (double)CQ_PLAN_FIXED_OVERHEAD;
+    return b >= (double)SIZE_MAX ? SIZE_MAX : (size_t)b;
+}
+
 static int64_t default_seqlen(const eval_run *r)
 {
     if (r->file_seqlen)
@@ -146,7 +177,7 @@ static int64_t default_seqlen(const eval_run *r)
 int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
 {
     int seqlen = 0, max_windows = 0;
-    size_t budget = 0;
+    size_t budget = 0, max_memory = 0;
     const cq_option opts[] = {
         OPT_INT(0, "seqlen", &seqlen, "N", "window length (0 = the model's context capped at "
                 "2048; an ids file: its row length)", 0, 1 << 20, NULL),
@@ -154,6 +185,8 @@ int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
                 "(0 = all)", 0, 1 << 30, NULL),
         OPT_SIZE(0, "act-memory", &budget, "SIZE", "activation memory per batch of windows "
                  "(0 = 512 MiB)"),
+        OPT_SIZE(0, "max-memory", &max_memory, "SIZE",
+                 "refuse to start when the planned peak memory exceeds SIZE; 0 = no limit"),
         CQ_OPT_COMMON(&cli->common),
         OPT_END(),
     };
@@ -181,6 +214,10 @@ int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
     cq_eval_result res;
     if (rc == CQ_OK) {
         o.seqlen = seqlen ? seqlen : default_seqlen(&r);
+        cq_plan p = {.peak_bytes = eval_plan(&r, o.seqlen, max_windows, budget)};
+        rc = cq_plan_check_memory(&p, max_memory, err);
+    }
+    if (rc == CQ_OK) {
         rc = cq_eval_ppl(&r.cfg, r.st, r.ids, r.n_ids, &o, &res, err);
     }
     if (rc == CQ_OK && !isfinite(res.mean_nll))

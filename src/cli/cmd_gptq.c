@@ -11,6 +11,7 @@
 #include "cquant/model.h"
 #include "cquant/sha256.h"
 #include "cquant/stats.h"
+#include "linalg/det.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +297,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.calib_path = n >= 2 ? argv[1] : NULL;
     a.mo.moe_min_tokens = a.moe_min_tokens;
     a.job.q.sym = sym != 0;
+    cq_det_set_threads(a.job.q.threads); /* BLAS tiles: speed only, never the bytes */
     a.job.quantizer = &cq_quantizer_gptq;
     a.job.produce = gptq_produce;
     a.job.produce_ctx = &a;

@@ -144,6 +144,10 @@ static int emit(prod *p, const char *name, const char *method, const float *w, c
 {
     cq_layer_report lr;
     int64_t i = sink_index(p, name);
+    if (extra) /* here, so that the resume state's copy of extra has it too */
+        cJSON_AddNumberToObject(extra, "zero_range_groups",
+                                (double)cq_zero_range_groups(w, qr->rows, qr->cols,
+                                                             p->a->job.q.group_size));
     int rc = cq_quant_emit(p->sink, name, method, w, qr, seconds, extra, &lr, err);
     if (rc == CQ_OK && i >= 0)
         p->emitted[i] = 1;

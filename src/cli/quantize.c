@@ -422,6 +422,20 @@ static float *weight_buffer(run_state *s, size_t nb)
     return s->wbuf;
 }
 
+int64_t cq_zero_range_groups(const float *w, int64_t rows, int64_t cols, int group_size)
+{
+    int64_t gs = group_size > 0 ? group_size : cols, n = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c0 = 0; c0 < cols; c0 += gs) {
+            const float *g = w + r * cols + c0;
+            int64_t len = cols - c0 < gs ? cols - c0 : gs, k = 1;
+            while (k < len && g[k] == g[0])
+                k++;
+            n += k == len;
+        }
+    return n;
+}
+
 /* measure error -> pack -> write -> report (t0: when work on the tensor began). */
 static int emit_packed(run_state *s, const char *name, const char *method, const float *w,
                        cq_qresult *qr, double t0, const cJSON *extra, cq_layer_report *lr_out,
@@ -433,9 +447,15 @@ static int emit_packed(run_state *s, const char *name, const char *method, const
     /* Every layout stores F16 scales: measure the error of the checkpoint as written. */
     for (int64_t i = 0; i < qr->n_groups * qr->rows; i++)
         qr->scale[i] = cq_f16_to_f32(cq_f32_to_f16(qr->scale[i]));
+    cJSON *ex = extra ? cJSON_Duplicate(extra, 1) : cJSON_CreateObject();
+    if (!ex)
+        return cq_errorf(err, CQ_E_NOMEM, "report: out of memory");
+    if (!cJSON_HasObjectItem(ex, "zero_range_groups")) /* gptq adds it for its resume state */
+        cJSON_AddNumberToObject(ex, "zero_range_groups", (double)cq_zero_range_groups(
+                                    w, qr->rows, qr->cols, job->q.group_size));
     cq_layer_report lr = {.name = name, .rows = qr->rows, .cols = qr->cols, .method = method,
                           .bits = job->q.bits, .group_size = job->q.group_size,
-                          .sym = job->q.sym, .extra = extra};
+                          .sym = job->q.sym, .extra = ex};
     if ((rc = cq_weight_error_q(w, qr, job->q.threads, &lr.err, err)) != CQ_OK ||
         (rc = job->layout->pack(&job->q, qr, p, &np, err)) != CQ_OK ||
         (rc = write_packed(s, name, p, np, err)) != CQ_OK)
@@ -443,9 +463,11 @@ static int emit_packed(run_state *s, const char *name, const char *method, const
     lr.seconds = now_s() - t0;
     rc = cq_report_add_layer(s->report, &lr, err);
     cq_debug("%s: rel err %.4g, max abs %.4g", name, lr.err.rel_fro, lr.err.max_abs);
+    lr.extra = extra; /* the copy is freed below */
     if (lr_out)
         *lr_out = lr;
 done:
+    cJSON_Delete(ex);
     cq_packed_release(p, np);
     return rc;
 }
@@ -890,7 +912,8 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         (rc = check_layout_options(job, err)) != CQ_OK ||
         (rc = cq_st_open(&s.m, job->model, err)) != CQ_OK || (rc = load_config(&s, err)) != CQ_OK ||
         (rc = make_plan(&s, err)) != CQ_OK || (rc = cq_make_parents(sum->out, err)) != CQ_OK ||
-        (rc = check_resources(&s, err)) != CQ_OK || (rc = begin_output(&s, err)) != CQ_OK ||
+        (rc = check_resources(&s, err)) != CQ_OK || job->check_only ||
+        (rc = begin_output(&s, err)) != CQ_OK ||
         (rc = start_report(&s, err)) != CQ_OK)
         goto done;
     if ((rc = build_output(&s, err)) != CQ_OK)

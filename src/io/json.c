@@ -1,6 +1,7 @@
 /* Strict JSON loading and typed getters (see cquant/json.h). */
 #include "cquant/json.h"
 
+#include "cquant/file.h"
 #include "cquant/outdir.h"
 
 #include <errno.h>
@@ -168,37 +169,9 @@ static int load_capped(cJSON **out, const char *path, size_t max_bytes, int verb
                        cq_error *err)
 {
     *out = NULL;
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer (the S_ISREG check below
-     * rejects it); it changes nothing for regular files. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", path);
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return cq_errorf(err, CQ_E_IO, "'%s': not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        close(fd);
-        return cq_errorf(err, CQ_E_FORMAT, "'%s': %lld bytes is over the %zu-byte limit for "
-                         "JSON files", path, (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size, got = 0;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        close(fd);
-        return cq_errorf(err, CQ_E_NOMEM, "'%s': out of memory", path);
-    }
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    int rc = got == n ? CQ_OK : cq_errorf_errno(err, CQ_E_IO, "'%s': read failed", path);
-    close(fd);
+    char *buf;
+    size_t n;
+    int rc = cq_read_file(path, max_bytes, 0, &buf, &n, err);
     if (rc == CQ_OK)
         rc = cq_json_parse(out, buf, n, path, err);
     if (rc == CQ_OK && verbatim)

@@ -2,6 +2,7 @@
 #include "cquant/model.h"
 
 #include "cquant/checked.h"
+#include "cquant/file.h"
 #include "cquant/json.h"
 #include "model/moe.h"
 
@@ -266,55 +267,15 @@ int cq_config_parse(const char *json, const char *path, cq_model_config *cfg, cq
     return rc;
 }
 
-static int read_text(const char *path, char **out, cq_error *err)
-{
-    /* O_NONBLOCK + S_ISREG: a FIFO must not block the open or stream forever. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return cq_errorf_errno(err, CQ_E_IO, "%s: cannot open", path);
-    struct stat st;
-    FILE *f = NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "rb"))) {
-        close(fd);
-        return cq_errorf(err, CQ_E_IO, "%s: not a regular file", path);
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc = CQ_OK;
-    for (;;) {
-        if (cap - len < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            char *nb = cap > (64u << 20) ? NULL : realloc(buf, cap);
-            if (!nb) {
-                rc = cq_errorf(err, CQ_E_FORMAT, "%s: too large for a config file", path);
-                break;
-            }
-            buf = nb;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (rc == CQ_OK && ferror(f))
-        rc = cq_errorf_errno(err, CQ_E_IO, "%s: read failed", path);
-    fclose(f);
-    if (rc != CQ_OK) {
-        free(buf);
-        return rc;
-    }
-    buf[len] = 0;
-    *out = buf;
-    return CQ_OK;
-}
-
 int cq_config_load(const char *dir, cq_model_config *cfg, cq_error *err)
 {
     char path[4096];
     if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
         return cq_errorf(err, CQ_E_USAGE, "%s: path too long", dir);
     char *text = NULL;
-    int rc = read_text(path, &text, err);
+    size_t len;
+    /* FIFO-safe, regular files only, capped: a config is a few KB */
+    int rc = cq_read_file(path, (size_t)64 << 20, 0, &text, &len, err);
     if (rc == CQ_OK)
         rc = cq_config_parse(text, path, cfg, err);
     free(text);

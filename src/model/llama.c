@@ -1,12 +1,13 @@
 /* The f32 decoder layer: RMSNorm or LayerNorm, RoPE (rotate-half) or none (OPT's learned
  * positions are added at the embedding), optional per-head q/k RMSNorm (Qwen3), causal GQA
  * attention, SwiGLU or ReLU MLP; pre-LN, or post-LN for OPT-350m. Every Linear is one
- * cblas_sgemm over a chunk of sequences; attention runs per sequence and head in row blocks so
+ * cq_det_sgemm (the same bytes for any thread count) over a chunk of sequences; attention runs per sequence and head in row blocks so
  * that only the causal part of the score matrix is formed. */
 #include "cquant/model.h"
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "linalg/det.h"
 #include "model/moe.h"
 #include "model/vecmath.h"
 
@@ -282,7 +283,7 @@ static void norm_rows(const cq_llama *m, const float *x, const float *w, const f
 void cq_linear(const float *x, int64_t n, int64_t cols, const float *W, const float *bias,
                int64_t rows, float *y)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)rows, (int)cols, 1.0f, x,
+    cq_det_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)rows, (int)cols, 1.0f, x,
                 (int)cols, W, (int)cols, 0.0f, y, (int)rows);
     if (!bias)
         return;
@@ -333,13 +334,13 @@ static void attn_head(cq_llama *m, const float *Q, const float *K, const float *
     float scale = 1.0f / sqrtf((float)hd);
     for (int64_t r0 = 0; r0 < S; r0 += ATTN_ROW_BLOCK) {
         int64_t rb = S - r0 < ATTN_ROW_BLOCK ? S - r0 : ATTN_ROW_BLOCK, width = r0 + rb;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)width, (int)hd, scale,
+        cq_det_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rb, (int)width, (int)hd, scale,
                     Q + r0 * qd, (int)qd, K, (int)kd, 0.0f, m->scores, (int)width);
         for (int64_t i = 0; i < rb; i++) {
             int64_t pos = r0 + i, lo = win > 0 && pos - win + 1 > 0 ? pos - win + 1 : 0;
             softmax_causal(m->scores + i * width, lo, pos, width);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rb, (int)hd, (int)width,
+        cq_det_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rb, (int)hd, (int)width,
                     1.0f, m->scores, (int)width, V, (int)kd, 0.0f, out + r0 * qd, (int)qd);
     }
 }

@@ -2,6 +2,7 @@
  * decoding, and the getters. The tokenizer.json object itself is read by tok_json.c. */
 #include "model/tok_internal.h"
 #include "model/unicode.h"
+#include "cquant/file.h"
 #include "cquant/sha256.h"
 
 #include <cjson/cJSON.h>
@@ -17,52 +18,8 @@
 
 static int read_file(const char *path, char **data, size_t *len, int missing_ok, cq_error *err)
 {
-    *data = NULL;
-    *len = 0;
-    /* O_NONBLOCK + S_ISREG: a FIFO or device must not block or stream forever. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        if (missing_ok && errno == ENOENT)
-            return CQ_OK;
-        return cq_errorf_errno(err, CQ_E_IO, "%s: cannot open", path);
-    }
-    struct stat st;
-    FILE *f = NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "rb"))) {
-        close(fd);
-        return cq_errorf(err, CQ_E_IO, "%s: not a regular file", path);
-    }
-    char *p = NULL;
-    size_t n = 0, cap = 0;
-    int rc = CQ_OK;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *q = cap <= MAX_JSON_BYTES ? realloc(p, cap + 1) : NULL;
-            if (!q) {
-                rc = cq_errorf(err, cap > MAX_JSON_BYTES ? CQ_E_FORMAT : CQ_E_NOMEM,
-                               "%s: file too large", path);
-                break;
-            }
-            p = q;
-        }
-        size_t got = fread(p + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                rc = cq_errorf_errno(err, CQ_E_IO, "%s: read failed", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (rc != CQ_OK) {
-        free(p);
-        return rc;
-    }
-    p[n] = 0;
-    *data = p;
-    *len = n;
-    return CQ_OK;
+    return cq_read_file(path, MAX_JSON_BYTES, missing_ok ? CQ_READ_MISSING_OK : 0u, data, len,
+                        err);
 }
 
 /* A token named in a config: "bos_token": "<s>" or {"content": "<s>", ...}. */

@@ -3,6 +3,7 @@
  * runs in fp16/fp32); only sums of many terms (means, losses) are accumulated in double. */
 #include "cquant/awq.h"
 
+#include "linalg/det.h"
 #include "quant/grid.h"
 #include "quant/par.h"
 
@@ -264,7 +265,7 @@ static int gram_build(search_ws *ws, const cq_awq_group *g, cq_error *err)
     }
     for (int64_t t0 = 0; t0 < g->tokens; t0 += chunk) {
         int64_t n = g->tokens - t0 < chunk ? g->tokens - t0 : chunk;
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)C, (int)n, 1.0f, g->x + t0 * C,
+        cq_det_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)C, (int)n, 1.0f, g->x + t0 * C,
                     (int)C, 0.0f, part, (int)C);
         for (int64_t i = 0; i < C; i++)
             for (int64_t j = i; j < C; j++)
@@ -283,7 +284,7 @@ static double gram_loss(search_ws *ws, const cq_awq_group *g)
     int64_t R = g->rows[0], C = g->cols;
     for (int64_t i = 0; i < R * C; i++)
         ws->dw[i] = ws->trial[0][i] - g->w[0][i];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)C, (int)C, 1.0f,
+    cq_det_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)C, (int)C, 1.0f,
                 ws->dw, (int)C, ws->gram, (int)C, 0.0f, ws->p, (int)C);
     double s = 0;
     for (int64_t i = 0; i < R * C; i++)
@@ -321,7 +322,7 @@ static int eval_block(const cq_awq_group *g, float *const *w, float *out, cq_err
 {
     if (g->block)
         return g->block(g->block_ctx, w, out, err);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->tokens, (int)g->rows[0],
+    cq_det_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->tokens, (int)g->rows[0],
                 (int)g->cols, 1.0f, g->x, (int)g->cols, w[0], (int)g->cols, 0.0f, out,
                 (int)g->rows[0]);
     return CQ_OK;
@@ -494,7 +495,7 @@ static void clip_trial(const cq_qconfig *q, const float *w, int64_t n, float mv,
 static void group_products(const clip_ws *ws, int64_t ns, int64_t cols, int64_t c0, int64_t n,
                            const float *w, int64_t ldw, int64_t rows, float *out)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ns, (int)rows, (int)n, 1.0f,
+    cq_det_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ns, (int)rows, (int)n, 1.0f,
                 ws->xs + c0, (int)cols, w, (int)ldw, 0.0f, out, (int)rows);
 }
 

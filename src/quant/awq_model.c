@@ -9,6 +9,7 @@
 
 #include "cquant/checked.h"
 #include "quant/awq_moe.h"
+#include "quant/grid.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -32,13 +33,26 @@ const char *cq_awq_group_name(int g)
 typedef struct rec {
     float *x[4];
     int64_t cols[4], filled[4], tokens;
+    int bad;  /* hook point whose input held NaN/Inf, or -1 */
 } rec;
+
+static bool finite_all(const float *x, int64_t n)
+{
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        acc += x[i] * 0.0f; /* NaN*0 and Inf*0 are NaN: one branch for the whole chunk */
+    return acc == 0.0f;
+}
 
 static int rec_hook(void *ctx, int which, const float *x, int64_t n, int64_t cols)
 {
     rec *r = ctx;
     if (which < 0 || which > 3 || cols != r->cols[which] || r->filled[which] + n > r->tokens)
         return CQ_E_INTERNAL;
+    if (!finite_all(x, n * cols)) {
+        r->bad = which;
+        return CQ_E_NUMERIC;
+    }
     memcpy(r->x[which] + r->filled[which] * cols, x, (size_t)(n * cols) * sizeof(float));
     r->filled[which] += n;
     return CQ_OK;
@@ -294,6 +308,25 @@ static void drv_release(drv *d)
     awq_moe_free(d->moe);
 }
 
+/* NaN/Inf weights would only surface as "every scale ratio gave a NaN loss"; name the Linear
+ * and the first bad value instead, as rtn and gptq do. */
+static int check_weights(const drv *d, int64_t layer, cq_error *err)
+{
+    for (int lin = 0; lin < CQ_LIN_COUNT; lin++) {
+        int64_t rows, cols;
+        if (!d->w.lin[lin] || !cq_linear_present(d->cfg, lin))
+            continue; /* OPT has no gate; a sparse layer's experts are checked by awq_moe.c */
+        cq_linear_shape(d->cfg, lin, &rows, &cols);
+        int rc = cq_check_finite(d->w.lin[lin], rows * cols, err);
+        if (rc != CQ_OK) {
+            cq_error_prefix(err, "layer %lld %s", (long long)layer,
+                            cq_arch_linear_name(d->cfg, lin));
+            return rc;
+        }
+    }
+    return CQ_OK;
+}
+
 static const int clipped_lins[] = {CQ_LIN_V, CQ_LIN_O, CQ_LIN_GATE, CQ_LIN_UP, CQ_LIN_DOWN};
 
 static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn fn, void *ctx,
@@ -303,6 +336,7 @@ static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn f
     memset(&rep, 0, sizeof rep);
     rep.layer = l;
     memset(d->in.filled, 0, sizeof d->in.filled);
+    d->in.bad = -1;
     int rc = cq_layer_load(&d->w, d->cfg, st, l, err);
     bool sparse = d->w.sparse;
     awq_moe_env env = {.m = d->m, .w = &d->w, .x_block = d->in.x[CQ_HOOK_GATEUP_IN],
@@ -310,8 +344,19 @@ static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn f
     if (rc == CQ_OK && sparse)
         awq_moe_begin(d->moe);
     if (rc == CQ_OK)
+        rc = check_weights(d, l, err);
+    if (rc == CQ_OK)
         rc = cq_layer_forward(d->m, &d->w, d->hidden, d->next, d->n_seq, d->seqlen, rec_any, d,
                               err);
+    if (rc != CQ_OK && d->in.bad >= 0) {
+        static const char *const points[4] = {"self_attn.q_proj/k_proj/v_proj",
+                                              "self_attn.o_proj", "mlp.gate_proj/up_proj",
+                                              "mlp.down_proj"};
+        *err = (cq_error)CQ_ERROR_INIT; /* replace the forward's generic hook message */
+        rc = cq_errorf(err, CQ_E_NUMERIC,
+                       "layer %lld: non-finite calibration activations at the input of %s",
+                       (long long)l, points[d->in.bad]);
+    }
     if (rc == CQ_OK && sparse)
         rc = awq_moe_prepare(d->moe, &env, err);
     /* a sparse layer's MLP groups are the MoE block's (awq_moe.c) */
@@ -362,4 +407,55 @@ int cq_awq_model_run(const cq_model_config *cfg, const cq_st_model *st, const in
         rc = one_layer(&d, st, l, fn, ctx, err);
     drv_release(&d);
     return rc;
+}
+
+/* ---- memory plan ---- */
+
+static size_t sat_add(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t sat_mul(size_t a, size_t b)
+{
+    size_t r;
+    return cq_mul_size(a, b, &r) ? SIZE_MAX : r;
+}
+
+/* An upper bound of the heap cq_awq_model_run allocates, from the buffers above and in awq.c:
+ * the recorded inputs of the four hook points, the hidden states twice, one layer's f32
+ * weights, the forward scratch (chunk of max(512, seqlen) tokens), and the worst group's search
+ * workspace (the f32 and f64 Gram matrices, two weight-sized products, the FP and trial outputs
+ * of every token, the trial weights) or clip workspace, whichever is larger. */
+size_t cq_awq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen)
+{
+    size_t T = sat_mul((size_t)(n_seq > 0 ? n_seq : 0), (size_t)(seqlen > 0 ? seqlen : 0));
+    size_t H = (size_t)c->hidden, I = (size_t)c->intermediate;
+    size_t qd = (size_t)(c->n_heads * c->head_dim), kd = (size_t)(c->n_kv_heads * c->head_dim);
+    size_t f = sizeof(float), chunk = seqlen > AWQ_CHUNK_TOKENS ? (size_t)seqlen : AWQ_CHUNK_TOKENS;
+    size_t p = sat_mul(sat_mul(T, H + qd + H + I), f);  /* recorded inputs */
+    p = sat_add(p, sat_mul(sat_mul(T, 2 * H), f));      /* hidden, next */
+    size_t lw = 0;
+    for (int l = 0; l < CQ_LIN_COUNT; l++) {
+        int64_t rows, cols;
+        cq_linear_shape(c, l, &rows, &cols);
+        lw = sat_add(lw, (size_t)(rows * cols));
+    }
+    p = sat_add(p, sat_mul(lw + 2 * H, f));
+    size_t fwd = sat_add(sat_mul(chunk, 3 * H + 2 * I + qd + 2 * kd),
+                         sat_mul((size_t)seqlen, (size_t)seqlen));
+    p = sat_add(p, sat_mul(fwd, f));
+    /* groups: (cols, rows of all its Linears, rows of the first) */
+    const size_t g[4][3] = {{H, qd + 2 * kd, qd}, {qd, H, H}, {H, 2 * I, I}, {I, H, H}};
+    size_t worst = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t C = g[i][0], R = g[i][1];
+        size_t w = sat_mul(sat_mul(C, C), 4 + 8 + 4);            /* part, acc, gram */
+        w = sat_add(w, sat_mul(sat_mul(g[i][2], C), 2 * f));     /* dw, p */
+        w = sat_add(w, sat_mul(sat_mul(T, R), 2 * f));           /* fp_out, out */
+        w = sat_add(w, sat_mul(sat_mul(R, C), f));               /* trial weights */
+        w = sat_add(w, sat_mul(C, 4 * f));
+        worst = w > worst ? w : worst;
+    }
+    return sat_add(p, worst);
 }

@@ -11,6 +11,7 @@
 #include "cquant/checked.h"
 #include "cquant/quant.h"
 #include "linalg/chol.h"
+#include "linalg/det.h"
 #include "quant/grid.h"
 #include "quant/par.h"
 
@@ -228,7 +229,7 @@ static void run_blocks(gptq *s, int workers)
         if (s->i2 == s->cols)
             break;
         /* Lazy update (§E.8): W[:, i2:] -= Err · U[i1:i2, i2:], one sgemm per block. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->rows,
+        cq_det_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->rows,
                     (int)(s->cols - s->i2), (int)(s->i2 - s->i1), -1.0f, s->err, (int)s->bs,
                     s->u + s->i1 * s->cols + s->i2, (int)s->cols, 1.0f, s->w + s->i2,
                     (int)s->cols);

@@ -6,6 +6,7 @@
 
 #include "cquant/checked.h"
 #include "cquant/dtype.h"
+#include "linalg/det.h"
 #include "quant/gptq_moe.h"
 
 #include <cblas.h>
@@ -47,7 +48,7 @@ static double trace_aha(const float *a, int64_t rows, int64_t cols, const float 
     double tr = 0.0;
     for (int64_t r0 = 0; r0 < rows; r0 += blk) {
         int64_t nr = rows - r0 < blk ? rows - r0 : blk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)cols, (int)cols,
+        cq_det_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)cols, (int)cols,
                     1.0f, a + r0 * cols, (int)cols, hf, (int)cols, 0.0f, p, (int)cols);
         const float *ar = a + r0 * cols;
         for (int64_t i = 0; i < nr * cols; i++)
@@ -170,7 +171,7 @@ static int hacc_hook(void *ctx, int which, const float *x, int64_t n, int64_t co
             a->bad_point = which;
             return CQ_E_NUMERIC;
         }
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)n, 1.0f, x,
+        cq_det_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)n, 1.0f, x,
                     (int)cols, 0.0f, a->tmp, (int)cols);
         double *h = a->h[which];
         for (int64_t i = 0; i < cols; i++)

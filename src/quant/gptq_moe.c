@@ -16,6 +16,7 @@
 #include "quant/gptq_moe.h"
 
 #include "cquant/checked.h"
+#include "linalg/det.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -144,8 +145,8 @@ static int accumulate(gptq_moe *g, double *h, const float *x, int64_t n, int64_t
         return CQ_E_INTERNAL;
     if (!finite_rows(x, n * cols))
         return CQ_E_NUMERIC;
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)n, 1.0f, x, (int)cols,
-                0.0f, g->tmp, (int)cols);
+    cq_det_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)n, 1.0f, x, (int)cols,
+                 0.0f, g->tmp, (int)cols);
     for (int64_t i = 0; i < cols; i++)
         for (int64_t j = i; j < cols; j++)
             h[i * cols + j] += g->tmp[i * cols + j];

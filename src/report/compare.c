@@ -525,8 +525,10 @@ static const char *const default_fields[] = {
     "rel_frobenius_error", "rel_output_error", "gptq_loss", "rtn_loss", "awq_loss",
     "weight_mse",          "max_abs_error",    "damp_used", "awq_ratio",
 };
-/* Numeric per-layer fields that are configuration, not results: shown per run, not per layer. */
-static const char *const config_fields[] = {"bits", "group_size", "seconds"};
+/* Numeric per-layer fields that are configuration or diagnostics (zero_range_groups: a count
+ * of degenerate groups), not results: charted only with --fields all. */
+static const char *const config_fields[] = {"bits", "group_size", "seconds",
+                                            "zero_range_groups"};
 
 static int in_list(const char *const *l, size_t n, const char *s)
 {
@@ -553,12 +555,13 @@ static int add_shown(const build *b, cJSON *root, cq_error *err)
     }
     int all = o && o->fields;
     size_t nd = sizeof default_fields / sizeof *default_fields;
+    size_t nc = sizeof config_fields / sizeof *config_fields;
     for (size_t k = 0; k < nd; k++)
         if (cq_compare_field_index(b->field, b->F, default_fields[k]) >= 0)
             cJSON_AddItemToArray(shown, cJSON_CreateString(default_fields[k]));
     for (int f = 0; f < b->F; f++)
         if (!in_list(default_fields, nd, b->field[f]) &&
-            (all || !in_list(config_fields, 3, b->field[f])) && strcmp(b->field[f], "seconds"))
+            (all || !in_list(config_fields, nc, b->field[f])) && strcmp(b->field[f], "seconds"))
             cJSON_AddItemToArray(shown, cJSON_CreateString(b->field[f]));
     if (cq_compare_field_index(b->field, b->F, "seconds") >= 0)
         cJSON_AddItemToArray(shown, cJSON_CreateString("seconds"));

@@ -266,9 +266,9 @@ case_line idx_empty "$OUT/idx_empty" 4 4 "$IX"
 
 # ---- values and config ----
 model "$OUT/nan" nan
-case_line nan_weight "$OUT/nan" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn.*NaN" 5 "layer 0 self_attn\.q_proj.*non-finite" 5 "q_proj\.weight.*non-finite"
+case_line nan_weight "$OUT/nan" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn\.q_proj.*non-finite" 5 "layer 0 self_attn\.q_proj.*non-finite" 5 "q_proj\.weight.*non-finite"
 model "$OUT/inf" inf
-case_line inf_weight "$OUT/inf" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn.*NaN" 5 "layer 0 self_attn\.q_proj.*non-finite" 5 "q_proj\.weight.*non-finite"
+case_line inf_weight "$OUT/inf" 0 5 "q_proj\.weight.*non-finite" 5 "layer 0 self_attn\.q_proj.*non-finite" 5 "layer 0 self_attn\.q_proj.*non-finite" 5 "q_proj\.weight.*non-finite"
 model "$OUT/shape_vs_config" pat 64,32
 case_line shape_vs_config "$OUT/shape_vs_config" 0 4 "q_proj\.weight"
 model "$OUT/config_broken"
