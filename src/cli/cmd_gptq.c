@@ -7,6 +7,8 @@
 #include "cli.h"
 #include "gptq_cli.h"
 
+#include "cquant/dist.h"
+
 #include "cquant/log.h"
 #include "cquant/model.h"
 #include "cquant/sha256.h"
@@ -316,11 +318,20 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     if (rc == CQ_OK)
         rc = set_producer_peak(&a, err);
     cq_quant_summary sum;
+    if (rc == CQ_OK && cq_dist_rank() > 0) {
+        rc = a.stats ? CQ_OK : gptq_worker(&a, err); /* statistics: rank 0 alone */
+        args_release(&a);
+        return rc;
+    }
+    bool entered = rc == CQ_OK;
     if (rc == CQ_OK && (rc = cq_quant_run(&a.job, &sum, err)) == CQ_OK) {
         cli->json = summary_json(&a, &sum);
         if (!cli->common.json)
             printf("%s\n", sum.out);
     }
+    /* the other ranks wait for the pipeline's start: tell them it will not come */
+    if (entered && rc != CQ_OK && cq_dist_active() && !a.stats && !a.dist_started)
+        cq_dist_agree(rc, err);
     args_release(&a);
     return rc;
 }
