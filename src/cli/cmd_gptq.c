@@ -228,6 +228,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     bool plan_only = false;
     a.samples = -1;
     a.seqlen = -1;
+    int chunk_tokens = 0;
     const cq_option opts[] = {
         OPT_INT('b', "bits", &a.job.q.bits, "N", "bits per weight", 2, 8, "2|3|4|8"),
         OPT_INT('g', "group", &a.job.q.group_size, "N",
@@ -255,6 +256,9 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
                 1 << 20, NULL),
         OPT_INT(0, "seed", &a.seed, "S", "window selection seed (text CALIB)", 0, INT32_MAX,
                 NULL),
+        OPT_INT(0, "chunk-tokens", &chunk_tokens, "N",
+                "tokens per forward chunk = Hessian block (default 4096; at least one window)",
+                0, 1 << 24, NULL),
         OPT_STRING(0, "offload-dir", &a.offload_dir, "DIR",
                    "keep the calibration activations in a memory-mapped file in DIR", NULL),
         OPT_BOOL(0, "plan", &plan_only,
@@ -295,6 +299,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     bool samples_set = a.samples > 0, seqlen_set = a.seqlen > 0;
     a.job.model = argv[0];
     a.calib_path = n >= 2 ? argv[1] : NULL;
+    a.mo.chunk_tokens = chunk_tokens;
     a.job.q.sym = sym != 0;
     a.job.quantizer = &cq_quantizer_gptq;
     a.job.produce = gptq_produce;

@@ -430,6 +430,9 @@ void cq_dist_tree_free(cq_dist_tree *t)
 int cq_dist_tree_plan(int64_t n_leaves, int n_ranks)
 {
     int64_t per = (n_leaves + n_ranks - 1) / n_ranks;
-    /* the stack of a share of `per` leaves (its fresh leaf included) and a receive buffer */
-    return tree_levels(per > 0 ? per : 1) + 2;
+    /* a share starting off a subtree boundary keeps up to one unmerged node per level on its
+     * left edge besides the binary-counter stack of the rest (fresh leaf included); one
+     * receive buffer. An aligned share (N a power of two) needs only the second part. */
+    int l = tree_levels(per > 0 ? per : 1);
+    return (n_ranks > 1 ? l + 1 : 0) + l + 2;
 }
