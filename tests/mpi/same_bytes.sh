@@ -1,0 +1,59 @@
+# mpirun -n 2 / -n 4 give the bytes of one process (GPTQ w4g128, AWQ, RTN), eval the same NLL
+# total, a rank that dies fails the job without output, and --resume continues it with another
+# number of ranks, again with the same bytes. Registered only with -DCQ_MPI=ON (ctest mpi.*).
+# Model: data/models/cq-llama-tiny; CQ_MPI_MODEL=DIR picks another (cq-llama-16m by hand:
+# docs/scale-out.md has its numbers).
+. "$(dirname "$0")/../cli/lib.sh"
+: "${CQ_MPIRUN:?CQ_MPIRUN is not set}"
+export OPENBLAS_NUM_THREADS=1 OMPI_MCA_rmaps_base_oversubscribe=1
+ROOT=()
+[ "$(id -u)" = 0 ] && ROOT=(--allow-run-as-root)
+mpi() { local n=$1; shift; "$CQ_MPIRUN" "${ROOT[@]}" --oversubscribe -n "$n" "$@"; }
+MODEL="${CQ_MPI_MODEL:-$TINY}"
+TEXT="$CQ_SRC/data/calib-docs.txt"
+# 8 Hessian blocks of 2 windows: shares of 8, 4 and 2 blocks, and the tree across ranks
+G=(gptq --bits 4 --group 128 --samples 16 --seqlen 128 --chunk-tokens 256)
+A=(awq --calib-block 128 --calib-docs 8)
+
+same() { # same A B: identical files
+    if cmp -s "$1" "$2"; then ok; else fail "$1 and $2 differ"; fi
+}
+
+expect 0 "$CQ_BIN" -q "${G[@]}" "$MODEL" "$TEXT" -o "$T/g1"
+for n in 2 4; do
+    expect 0 mpi "$n" "$CQ_BIN" -q "${G[@]}" "$MODEL" "$TEXT" -o "$T/g$n"
+    same "$T/g1/model.safetensors" "$T/g$n/model.safetensors"
+    same "$T/g1/quantize_config.json" "$T/g$n/quantize_config.json"
+done
+
+expect 0 "$CQ_BIN" -q "${A[@]}" "$MODEL" "$TEXT" -o "$T/a1"
+for n in 2 4; do
+    expect 0 mpi "$n" "$CQ_BIN" -q "${A[@]}" "$MODEL" "$TEXT" -o "$T/a$n"
+    same "$T/a1/model.safetensors" "$T/a$n/model.safetensors"
+done
+
+expect 0 "$CQ_BIN" -q rtn --bits 4 --group 128 "$MODEL" -o "$T/r1"
+expect 0 mpi 2 "$CQ_BIN" -q rtn --bits 4 --group 128 "$MODEL" -o "$T/r2"
+same "$T/r1/model.safetensors" "$T/r2/model.safetensors"
+
+# eval: one line on stdout (rank 0), the NLL total to the last bit
+E=(eval --json --seqlen 128 --max-windows 7 "$MODEL" "$TEXT")
+expect 0 "$CQ_BIN" -q "${E[@]}"
+grep '"nll_sum"' "$T/out" >"$T/e1"
+expect 0 mpi 3 "$CQ_BIN" -q "${E[@]}"
+grep '"nll_sum"' "$T/out" >"$T/e3"
+[ -s "$T/e1" ] && same "$T/e1" "$T/e3"
+[ "$(grep -c '"nll_sum"' "$T/out")" = 1 ] && ok || fail "eval printed more than once"
+
+# rank 1 dies after layer 2: the job fails, nothing at the output path; --resume with 3 ranks
+CQ_TEST_DIE_AFTER_LAYER=1 CQ_TEST_DIE_RANK=1 mpi 2 "$CQ_BIN" -q "${G[@]}" "$MODEL" "$TEXT" \
+    -o "$T/gk" >"$T/out" 2>"$T/err"
+[ $? -ne 0 ] && ok || fail "a dead rank did not fail the job"
+[ ! -e "$T/gk" ] && ok || fail "a failed job left $T/gk"
+expect 0 mpi 3 "$CQ_BIN" "${G[@]}" --resume "$MODEL" "$TEXT" -o "$T/gk"
+grep -q "resuming after layer" "$T/err" && ok || fail "--resume did not resume"
+same "$T/g1/model.safetensors" "$T/gk/model.safetensors"
+[ ! -e "$T/gk.cquant-tmp" ] && ok || fail "the temporary folder stayed"
+
+echo "$CHECKS passed, $FAILS failed"
+[ "$FAILS" -eq 0 ]
