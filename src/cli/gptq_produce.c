@@ -53,6 +53,7 @@ typedef struct prod {
     float *hidden;             /* this rank's share of the activations */
     size_t hidden_bytes;
     int64_t seq0, seq1;        /* the share: sequences [seq0, seq1) */
+    int64_t sent_before;       /* cq_dist_bytes_sent at the start of the layer */
     bool mapped;
     int64_t first_layer;
     double t0;
@@ -609,6 +610,10 @@ static int hk_layer_worker(void *ctx, int64_t layer, const float *hidden, double
     (void)hidden;
     (void)secs;
     int rc = layer + 1 < p->cfg.n_layers ? send_share(p, err) : CQ_OK;
+    int64_t sent = (int64_t)cq_dist_bytes_sent() - p->sent_before;
+    if (rc == CQ_OK)
+        rc = cq_dist_sum_i64(&sent, 1, err);
+    p->sent_before = (int64_t)cq_dist_bytes_sent();
     if (rc == CQ_OK)
         maybe_die(layer);
     return rc;
@@ -631,6 +636,18 @@ static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, 
         int src = save_hidden(p, rc == CQ_OK ? err : &serr);
         rc = rc == CQ_OK ? src : rc;
     }
+    /* bytes all ranks sent for this layer (Hessians, weights, the resume state's activations) */
+    int64_t sent = (int64_t)cq_dist_bytes_sent() - p->sent_before;
+    cq_error cerr = CQ_ERROR_INIT;
+    int crc = cq_dist_sum_i64(&sent, 1, &cerr);
+    p->sent_before = (int64_t)cq_dist_bytes_sent();
+    if (crc != CQ_OK && rc == CQ_OK) {
+        *err = cerr;
+        rc = crc;
+    }
+    if (rc == CQ_OK && cq_dist_active())
+        cq_info("gptq: layer %lld/%lld: %d ranks sent %.3f MiB", (long long)layer + 1,
+                (long long)n, cq_dist_size(), (double)sent / 1048576.0);
     if (rc == CQ_OK)
         rc = save_state(p, layer + 1, err);
     if (rc == CQ_OK)
@@ -740,6 +757,7 @@ static int run_pipeline(prod *p, cq_error *err)
                         .layer_done = hk_layer};
     p->first_layer = first;
     p->t0 = now_s();
+    p->sent_before = (int64_t)cq_dist_bytes_sent();
     if (rc == CQ_OK && first < p->cfg.n_layers)
         rc = cq_gptq_model_run(&p->cfg, p->st, p->hidden, a->calib.n, a->calib.seqlen, first,
                                &a->job.q, &a->mo, &hk, err);
@@ -775,6 +793,7 @@ int gptq_worker(gptq_args *a, cq_error *err)
     if (rc == CQ_OK)
         rc = first_input(&p, &first, -1, err);
     cq_gptq_hooks hk = {.ctx = &p, .layer_done = hk_layer_worker};
+    p.sent_before = (int64_t)cq_dist_bytes_sent();
     if (rc == CQ_OK && first < p.cfg.n_layers)
         rc = cq_gptq_model_run(&p.cfg, p.st, p.hidden, a->calib.n, a->calib.seqlen, first,
                                &a->job.q, &a->mo, &hk, err);

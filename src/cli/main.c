@@ -198,7 +198,12 @@ static int run_command(const cq_command *c, cq_cli *cli, int argc, char **args, 
     if (cq_dist_rank() == 0 || dist_aware(c->name))
         rc = c->fn(cli, argc, args, err);
     /* every rank ends with the same status; the failing rank's message reaches rank 0 */
-    return cq_dist_agree(rc, err);
+    rc = cq_dist_agree(rc, err);
+    int64_t sent = (int64_t)cq_dist_bytes_sent();
+    cq_error ignore = CQ_ERROR_INIT;
+    if (rc == CQ_OK && cq_dist_active() && cq_dist_sum_i64(&sent, 1, &ignore) == CQ_OK)
+        cq_info("mpi: %d ranks sent %.3f MiB", cq_dist_size(), (double)sent / 1048576.0);
+    return rc;
 }
 
 static int run_main(int argc, char **argv)

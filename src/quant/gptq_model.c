@@ -166,7 +166,11 @@ static bool all_finite(const float *x, int64_t n)
     return acc == 0.0f;
 }
 
-/* One block's XᵀX (upper triangle, lower zero) as a leaf of point `which`'s tree. */
+/* Packed upper triangle: row i holds columns i..cols-1; half the memory and bytes of the
+ * square (the sums are the same element by element). */
+static size_t packed_len(int64_t cols) { return (size_t)(cols * (cols + 1) / 2); }
+
+/* One block's XᵀX (upper triangle, packed) as a leaf of point `which`'s tree. */
 static int hacc_leaf(hacc *a, int which, const float *x, int64_t n, int64_t cols)
 {
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)n, 1.0f, x, (int)cols,
@@ -174,12 +178,10 @@ static int hacc_leaf(hacc *a, int which, const float *x, int64_t n, int64_t cols
     double *leaf = cq_dist_tree_slot(a->tree[which]);
     if (!leaf)
         return a->tree_rc = CQ_E_NOMEM;
-    for (int64_t i = 0; i < cols; i++) {
-        for (int64_t j = 0; j < i; j++)
-            leaf[i * cols + j] = 0.0;
+    double *o = leaf;
+    for (int64_t i = 0; i < cols; i++)
         for (int64_t j = i; j < cols; j++)
-            leaf[i * cols + j] = a->tmp[i * cols + j];
-    }
+            *o++ = a->tmp[i * cols + j];
     cq_error e = CQ_ERROR_INIT;
     int rc = cq_dist_tree_add(a->tree[which], a->block, leaf, &e);
     return rc != CQ_OK ? (a->tree_rc = rc) : CQ_OK;
@@ -204,17 +206,16 @@ static int hacc_hook(void *ctx, int which, const float *x, int64_t n, int64_t co
     return which == a->stop_after ? CQ_HOOK_SKIP : CQ_OK;
 }
 
-/* Mirror the upper triangle and scale by 2/n_seq (§E.1). */
-static void hacc_finish(double *h, int64_t cols, int64_t n_seq)
+/* Unpack the summed upper triangle into the square H, mirrored and scaled by 2/n_seq (§E.1). */
+static void hacc_finish(const double *packed, double *h, int64_t cols, int64_t n_seq)
 {
     double s = 2.0 / (double)n_seq;
-    for (int64_t i = 0; i < cols; i++) {
-        h[i * cols + i] *= s;
-        for (int64_t j = i + 1; j < cols; j++) {
-            h[i * cols + j] *= s;
-            h[j * cols + i] = h[i * cols + j];
+    for (int64_t i = 0; i < cols; i++)
+        for (int64_t j = i; j < cols; j++) {
+            double v = *packed++ * s;
+            h[i * cols + j] = v;
+            h[j * cols + i] = v;
         }
-    }
 }
 
 /* ---- the driver ---- */
@@ -306,32 +307,38 @@ typedef struct lin_res {
     cq_gptq_lin_stats st;
 } lin_res;
 
-/* Rank 0 holds the finished H; each owner of one of the point's Linears gets a copy. */
-static int send_hessian(drv *d, const lin_res *r, int n, double *h, double **mine,
-                        cq_error *err)
+/* Rank 0 holds the summed, packed Hessian; each owner of one of the point's Linears gets a
+ * copy (packed) and unpacks it into the square H it quantizes with. */
+static int send_hessian(drv *d, int p, const lin_res *r, int n, const double *packed,
+                        double **mine, cq_error *err)
 {
     int me = cq_dist_rank(), rc = CQ_OK;
-    size_t hb = 0;
+    int64_t cols = d->acc.cols[p];
+    size_t pb = packed_len(cols) * sizeof(double);
+    double *buf = NULL;
     *mine = NULL;
     for (int k = 0; k < n && rc == CQ_OK; k++) {
-        int64_t rows, c;
-        cq_linear_shape(d->cfg, r[k].lin, &rows, &c);
-        hb = (size_t)(c * c) * sizeof(double);
         bool seen = false;
         for (int j = 0; j < k; j++)
             seen = seen || r[j].owner == r[k].owner;
-        if (seen)
+        if (seen || (me != 0 && me != r[k].owner))
             continue;
-        if (me == 0 && r[k].owner == 0)
-            *mine = h;
-        else if (me == 0)
-            rc = cq_dist_send(h, hb, r[k].owner, err);
-        else if (me == r[k].owner) {
-            if (!(*mine = malloc(hb)))
-                return cq_errorf(err, CQ_E_NOMEM, "out of memory for a Hessian copy");
-            rc = cq_dist_recv(*mine, hb, 0, err);
+        if (me == 0 && r[k].owner != 0) {
+            rc = cq_dist_send(packed, pb, r[k].owner, err);
+            continue;
         }
+        /* this rank quantizes with it */
+        if (!(*mine = malloc((size_t)(cols * cols) * sizeof(double))) ||
+            (me != 0 && !(buf = malloc(pb)))) {
+            rc = cq_errorf(err, CQ_E_NOMEM, "out of memory for a Hessian copy");
+            break;
+        }
+        if (me != 0)
+            rc = cq_dist_recv(buf, pb, 0, err);
+        if (rc == CQ_OK)
+            hacc_finish(me == 0 ? packed : buf, *mine, cols, d->n_seq);
     }
+    free(buf);
     return rc;
 }
 
@@ -388,7 +395,7 @@ static int share_result(drv *d, lin_res *r, cq_error *err)
 /* Quantize the wanted Linears of point p with H (finished, on rank 0): round-robin over the
  * ranks, then in the fixed Linear order the results are shared, rank 0 reports each one, and
  * every rank puts the quantized weights into its layer (later passes see them, §E.13). */
-static int quantize_point(drv *d, int64_t layer, int p, double *h, cq_error *err)
+static int quantize_point(drv *d, int64_t layer, int p, const double *h, cq_error *err)
 {
     lin_res r[3];
     int n = 0, me = cq_dist_rank();
@@ -399,12 +406,13 @@ static int quantize_point(drv *d, int64_t layer, int p, double *h, cq_error *err
             r[n++].owner = (int)(d->next_owner++ % cq_dist_size());
         }
     double *hm = NULL;
-    int rc = send_hessian(d, r, n, h, &hm, err);
+    int rc = send_hessian(d, p, r, n, h, &hm, err);
+    cq_dist_tree_free(d->acc.tree[p]); /* the packed sum (h) is not needed any more */
+    d->acc.tree[p] = NULL;
     for (int k = 0; k < n && rc == CQ_OK; k++)
         if (r[k].owner == me)
             rc = quantize_mine(d, layer, &r[k], hm, err);
-    if (hm != h)
-        free(hm);
+    free(hm);
     rc = cq_dist_agree(rc, err);
     for (int k = 0; k < n && rc == CQ_OK; k++) {
         int64_t rows, cols;
@@ -434,8 +442,8 @@ static int do_points(drv *d, int64_t layer, unsigned mask, cq_error *err)
     for (int p = 0; p < N_POINTS; p++) {
         d->acc.active[p] = (mask >> p) & 1u;
         if (d->acc.active[p] && rc == CQ_OK) {
-            size_t n = (size_t)(d->acc.cols[p] * d->acc.cols[p]);
-            rc = cq_dist_tree_new(&d->acc.tree[p], d->n_blocks, n, err);
+            rc = cq_dist_tree_new(&d->acc.tree[p], d->n_blocks, packed_len(d->acc.cols[p]),
+                                  err);
             last = p;
         }
     }
@@ -448,8 +456,6 @@ static int do_points(drv *d, int64_t layer, unsigned mask, cq_error *err)
             continue;
         double *h = NULL;
         rc = cq_dist_tree_finish(d->acc.tree[p], &h, err);
-        if (rc == CQ_OK && h)
-            hacc_finish(h, d->acc.cols[p], d->n_seq);
         if (rc == CQ_OK)
             rc = quantize_point(d, layer, p, h, err);
     }
@@ -618,8 +624,9 @@ void cq_gptq_model_plan(const cq_model_config *c, int64_t n_seq, int64_t seqlen,
     /* each point's sum tree holds a stack of partial sums (cq_dist_tree_plan) */
     int64_t blocks = (n_seq + chunk / seqlen - 1) / (chunk / seqlen);
     int64_t arrays = cq_dist_tree_plan(blocks, cq_dist_size());
-    p->hessians = (size_t)((o->true_sequential ? maxc * maxc : sumh) * 8 * arrays +
-                           maxc * maxc * 4);
+    /* packed partial sums (half a square each), the square H, the f32 ssyrk output */
+    p->hessians = (size_t)((o->true_sequential ? maxc * maxc : sumh) * 4 * arrays +
+                           maxc * maxc * (8 + 4));
     p->gptq_work = (size_t)worst;
     p->forward = (size_t)fwd * sizeof(float);
     p->total = p->activations + p->layer_weights + p->hessians + p->gptq_work + p->forward;
