@@ -73,7 +73,7 @@ def plan(H, I, nh, nkv, hd, n_seq, S, chunk, N, last_layer=False, group=128):
     for rows, cols in lins.values():
         g = cols * cols * 8 + cols * cols * 4 + rows * cols * 2 + 4 * cols * 8
         m = cols * cols * 4 + rows * cols * 9 + 64 * cols * 4
-        worst = max(worst, max(g, m) + rows * cols * 5 + cols * cols * 8 + rows * cols * 4)
+        worst = max(worst, max(g, m) + rows * cols * 5)  # as cq_gptq_model_plan
     mem = {"weights": lw, "acts": acts, "hessians": hess, "gptq": worst, "forward": fwd}
     mem["total"] = sum(mem.values())
     # flops per layer
