@@ -11,8 +11,10 @@
 #endif
 
 static int g_rank, g_size = 1;
-static bool g_mpi;          /* MPI_Init was called by us */
 static uint64_t g_sent;
+
+#ifdef CQ_MPI
+static bool g_mpi;          /* MPI_Init was called by us */
 
 /* Pieces of at most 1 GiB keep every MPI count an int. */
 #define PIECE ((size_t)1 << 30)
@@ -29,7 +31,6 @@ static bool launched_by_mpi(void)
     return false;
 }
 
-#ifdef CQ_MPI
 static int mpi_fail(cq_error *err, int code, const char *what)
 {
     char msg[MPI_MAX_ERROR_STRING];
@@ -59,7 +60,6 @@ int cq_dist_init(int *argc, char ***argv, cq_error *err)
     (void)argc;
     (void)argv;
     (void)err;
-    (void)launched_by_mpi;
 #endif
     return CQ_OK;
 }
