@@ -21,8 +21,12 @@ int cq_dist_init(int *argc, char ***argv, cq_error *err);
 void cq_dist_finalize(void);
 int cq_dist_rank(void);
 int cq_dist_size(void);
-/* Rank 0 of N > 1: true when this process is one of several. */
+/* True when this process is one of several. */
 bool cq_dist_active(void);
+/* Solo mode: rank 0 runs a command that does not split its work (batch, inspect, ...) as rank
+ * 0 of 1, so nothing inside it waits for the other ranks; off again before the job's final
+ * cq_dist_agree. */
+void cq_dist_set_solo(bool solo);
 
 /* Point to point and broadcast of raw bytes (any size: sent in pieces of at most 1 GiB). */
 int cq_dist_send(const void *buf, size_t bytes, int dest, cq_error *err);

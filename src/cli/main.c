@@ -195,8 +195,12 @@ static bool dist_aware(const char *cmd)
 static int run_command(const cq_command *c, cq_cli *cli, int argc, char **args, cq_error *err)
 {
     int rc = CQ_OK;
-    if (cq_dist_rank() == 0 || dist_aware(c->name))
+    bool solo = !dist_aware(c->name);
+    if (cq_dist_rank() == 0 || !solo) {
+        cq_dist_set_solo(solo && cq_dist_active()); /* e.g. batch: its gptq jobs run alone */
         rc = c->fn(cli, argc, args, err);
+        cq_dist_set_solo(false);
+    }
     /* every rank ends with the same status; the failing rank's message reaches rank 0 */
     rc = cq_dist_agree(rc, err);
     int64_t sent = (int64_t)cq_dist_bytes_sent();

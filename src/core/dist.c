@@ -10,8 +10,13 @@
 #include <mpi.h>
 #endif
 
-static int g_rank, g_size = 1;
+static int g_world_rank, g_world_size = 1;
+static bool g_solo;         /* rank 0 alone for a while (cq_dist_set_solo) */
 static uint64_t g_sent;
+
+/* The view every function below uses: the world, or rank 0 of 1 in solo mode. */
+#define g_rank (g_solo ? 0 : g_world_rank)
+#define g_size (g_solo ? 1 : g_world_size)
 
 #ifdef CQ_MPI
 static bool g_mpi;          /* MPI_Init was called by us */
@@ -21,12 +26,13 @@ static bool g_mpi;          /* MPI_Init was called by us */
 
 /* Started by an MPI launcher? (OpenMPI, PMI/PMIx, Hydra.) Without one, no MPI_Init: the
  * binary runs exactly as the non-MPI build. */
+static const char *const launcher_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE",
+                                            "PMI_RANK", "MPI_LOCALNRANKS"};
+
 static bool launched_by_mpi(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE",
-                                       "PMI_RANK", "MPI_LOCALNRANKS"};
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
-        if (getenv(vars[i]))
+    for (size_t i = 0; i < sizeof launcher_vars / sizeof *launcher_vars; i++)
+        if (getenv(launcher_vars[i]))
             return true;
     return false;
 }
@@ -51,11 +57,14 @@ int cq_dist_init(int *argc, char ***argv, cq_error *err)
     if (rc != MPI_SUCCESS)
         return cq_errorf(err, CQ_E_IO, "mpi: MPI_Init failed (%d)", rc);
     g_mpi = true;
+    /* processes we start (batch jobs re-execute cquant) are single processes, not ranks */
+    for (size_t i = 0; i < sizeof launcher_vars / sizeof *launcher_vars; i++)
+        unsetenv(launcher_vars[i]);
     /* errors come back as return codes: we print one message and exit non-zero, and mpirun
      * ends the other ranks */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_world_size);
 #else
     (void)argc;
     (void)argv;
@@ -73,6 +82,7 @@ void cq_dist_finalize(void)
 #endif
 }
 
+void cq_dist_set_solo(bool solo) { g_solo = solo; }
 int cq_dist_rank(void) { return g_rank; }
 int cq_dist_size(void) { return g_size; }
 bool cq_dist_active(void) { return g_size > 1; }
@@ -226,7 +236,7 @@ struct cq_dist_tree {
     node *held;      /* sorted by start; at most levels + 2 */
     int n_held;
     double **pool;   /* free arrays */
-    int n_pool, n_arrays, peak;
+    int n_pool, n_arrays, peak, cap;
     double *fresh;   /* the array handed out by cq_dist_tree_slot */
 };
 
@@ -265,9 +275,10 @@ int cq_dist_tree_new(cq_dist_tree **out, int64_t n_leaves, size_t len, cq_error 
     t->levels = tree_levels(n_leaves);
     cq_dist_share(n_leaves, &t->begin, &t->end);
     t->next = t->begin;
-    int cap = t->levels + 4;
+    /* a share's maximal aligned nodes (two per level at most), the fresh leaf, a receive */
+    int cap = t->cap = 2 * t->levels + 6;
     t->held = calloc((size_t)cap, sizeof *t->held);
-    t->pool = calloc((size_t)cap + 2, sizeof *t->pool);
+    t->pool = calloc((size_t)cap, sizeof *t->pool);
     if (!t->held || !t->pool) {
         cq_dist_tree_free(t);
         return cq_errorf(err, CQ_E_NOMEM, "dist: out of memory for a sum tree");
@@ -322,7 +333,7 @@ double *cq_dist_tree_slot(cq_dist_tree *t)
 
 int cq_dist_tree_add(cq_dist_tree *t, int64_t index, double *leaf, cq_error *err)
 {
-    if (index != t->next || index >= t->end)
+    if (index != t->next || index >= t->end || t->n_held >= t->cap - 2)
         return cq_errorf(err, CQ_E_INTERNAL, "dist: leaf %lld out of order (expected %lld)",
                          (long long)index, (long long)t->next);
     double *d = leaf;
@@ -331,7 +342,8 @@ int cq_dist_tree_add(cq_dist_tree *t, int64_t index, double *leaf, cq_error *err
             return cq_errorf(err, CQ_E_NOMEM, "dist: out of memory for a partial sum");
         memcpy(d, leaf, t->len * sizeof *d);
     }
-    t->fresh = NULL;
+    if (leaf == t->fresh)
+        t->fresh = NULL;
     t->held[t->n_held++] = (node){.level = 0, .index = index, .data = d};
     t->next++;
     settle(t);
