@@ -36,6 +36,12 @@ expect 0 "$CQ_BIN" -q rtn --bits 4 --group 128 "$MODEL" -o "$T/r1"
 expect 0 mpi 2 "$CQ_BIN" -q rtn --bits 4 --group 128 "$MODEL" -o "$T/r2"
 same "$T/r1/model.safetensors" "$T/r2/model.safetensors"
 
+# batch (not split): rank 0 runs its jobs as single processes
+printf '{"jobs": [{"name": "r", "method": "rtn", "model": "%s", "output": "%s"}]}\n' \
+    "$MODEL" "$T/rb" >"$T/m.json"
+expect 0 mpi 2 "$CQ_BIN" -q batch "$T/m.json"
+same "$T/r1/model.safetensors" "$T/rb/model.safetensors"
+
 # eval: one line on stdout (rank 0), the NLL total to the last bit
 E=(eval --json --seqlen 128 --max-windows 7 "$MODEL" "$TEXT")
 expect 0 "$CQ_BIN" -q "${E[@]}"
