@@ -80,8 +80,16 @@ int64_t cq_gptq_moe_min_tokens(const cq_model_config *cfg, const cq_gptq_model_o
 
 void cq_gptq_model_opts_defaults(cq_gptq_model_opts *o);
 
-/* Run layers first_layer .. n_layers-1. hidden[n_seq·seqlen x hidden] holds first_layer's
- * input (cq_embed of the calibration ids for 0) and is updated in place. Errors name the layer
+/* This rank's share [*seq_begin, *seq_end) of the n_seq calibration sequences (whole forward
+ * chunks; see cquant/dist.h): all of them in a single process. */
+void cq_gptq_model_share(const cq_gptq_model_opts *o, int64_t n_seq, int64_t seqlen,
+                         int64_t *seq_begin, int64_t *seq_end);
+
+/* Run layers first_layer .. n_layers-1. hidden[(seq_end-seq_begin)·seqlen x hidden] holds
+ * first_layer's input for this rank's share of the n_seq sequences (cq_gptq_model_share;
+ * cq_embed of the calibration ids for 0) and is updated in place. Under MPI every rank calls
+ * this; hooks: wants and linear_done run on rank 0 only, layer_done on every rank (it is a
+ * collective point: the resume state gathers the activations). Errors name the layer
  * and the Linear (non-finite activations: CQ_E_NUMERIC). */
 int cq_gptq_model_run(const cq_model_config *cfg, const cq_st_model *st, float *hidden,
                       int64_t n_seq, int64_t seqlen, int64_t first_layer, const cq_qconfig *q,

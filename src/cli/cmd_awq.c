@@ -6,6 +6,7 @@
 
 #include "cquant/awq.h"
 #include "cquant/calib.h"
+#include "cquant/dist.h"
 #include "cquant/log.h"
 #include "cquant/model.h"
 #include "cquant/safetensors.h"
@@ -318,6 +319,17 @@ static int check_up_front(awq_args *a, const cq_model_config *cfg, const cq_cali
     return rc;
 }
 
+static int drop_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
+                      const cq_awq_layer_report *rep, cq_error *err)
+{
+    (void)ctx;
+    (void)layer;
+    (void)w;
+    (void)rep;
+    (void)err;
+    return CQ_OK;
+}
+
 /* Calibrate and search: fills the store with every layer's final float tensors. */
 static int run_search(awq_args *a, awq_store *store, cq_error *err)
 {
@@ -345,8 +357,9 @@ static int run_search(awq_args *a, awq_store *store, cq_error *err)
         layer_ctx lc = {store, &cfg};
         a->n_blocks = cal.n;
         a->block_len = cal.seqlen;
+        /* under mpirun the other ranks search with rank 0 but keep nothing (it writes) */
         rc = cq_awq_model_run(&cfg, st, cal.ids, cal.n, cal.seqlen, &a->job.q, &a->awq,
-                              keep_layer, &lc, err);
+                              cq_dist_rank() == 0 ? keep_layer : drop_layer, &lc, err);
     }
     cq_calib_release(&cal);
     cq_st_close(st);
@@ -447,7 +460,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.job.report_extra = add_report;
     a.job.report_ctx = &a;
     cq_quant_summary sum;
-    if ((rc = run_search(&a, &store, err)) == CQ_OK &&
+    if ((rc = run_search(&a, &store, err)) == CQ_OK && cq_dist_rank() == 0 &&
         (rc = cq_quant_run(&a.job, &sum, err)) == CQ_OK) {
         cli->json = summary_json(&a, &sum);
         if (!cli->common.json)

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "gptq_cli.h"
 
+#include "cquant/dist.h"
 #include "cquant/log.h"
 #include "cquant/model.h"
 #include "cquant/sha256.h"
@@ -225,6 +226,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     bool plan_only = false;
     a.samples = -1;
     a.seqlen = -1;
+    int chunk_tokens = 0;
     const cq_option opts[] = {
         OPT_INT('b', "bits", &a.job.q.bits, "N", "bits per weight", 2, 8, "2|3|4|8"),
         OPT_INT('g', "group", &a.job.q.group_size, "N",
@@ -255,6 +257,9 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
                 1 << 20, NULL),
         OPT_INT(0, "seed", &a.seed, "S", "window selection seed (text CALIB)", 0, INT32_MAX,
                 NULL),
+        OPT_INT(0, "chunk-tokens", &chunk_tokens, "N",
+                "tokens per forward chunk = Hessian block (default 4096; at least one window)",
+                0, 1 << 24, NULL),
         OPT_STRING(0, "offload-dir", &a.offload_dir, "DIR",
                    "keep the calibration activations in a memory-mapped file in DIR", NULL),
         OPT_BOOL(0, "plan", &plan_only,
@@ -296,6 +301,7 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.job.model = argv[0];
     a.calib_path = n >= 2 ? argv[1] : NULL;
     a.mo.moe_min_tokens = a.moe_min_tokens;
+    a.mo.chunk_tokens = chunk_tokens;
     a.job.q.sym = sym != 0;
     cq_det_set_threads(a.job.q.threads); /* BLAS tiles: speed only, never the bytes */
     a.job.quantizer = &cq_quantizer_gptq;
@@ -320,11 +326,20 @@ int cmd_gptq(cq_cli *cli, int argc, char **argv, cq_error *err)
     if (rc == CQ_OK)
         rc = set_producer_peak(&a, err);
     cq_quant_summary sum;
+    if (rc == CQ_OK && cq_dist_rank() > 0) {
+        rc = a.stats ? CQ_OK : gptq_worker(&a, err); /* statistics: rank 0 alone */
+        args_release(&a);
+        return rc;
+    }
+    bool entered = rc == CQ_OK;
     if (rc == CQ_OK && (rc = cq_quant_run(&a.job, &sum, err)) == CQ_OK) {
         cli->json = summary_json(&a, &sum);
         if (!cli->common.json)
             printf("%s\n", sum.out);
     }
+    /* the other ranks wait for the pipeline's start: tell them it will not come */
+    if (entered && rc != CQ_OK && cq_dist_active() && !a.stats && !a.dist_started)
+        cq_dist_agree(rc, err);
     args_release(&a);
     return rc;
 }

@@ -28,9 +28,13 @@ typedef struct gptq_args {
     const char *calib_kind;    /* "calib.bin" | "text" | "jsonl" | "statistics" */
     int moe_min_tokens;        /* --moe-min-tokens (0 = auto) */
     cJSON *report_section;     /* the report's "gptq" object (borrowed; MoE summary) */
+    bool dist_started;         /* rank 0 reached the pipeline's start agreement */
 } gptq_args;
 
 /* The producer (job->produce); ctx is the gptq_args. */
 int gptq_produce(void *ctx, cq_quant_sink *sink, cq_error *err);
+/* Under mpirun, ranks > 0 run this instead of the driver: their share of the calibration
+ * pipeline (nothing written; rank 0 writes). */
+int gptq_worker(gptq_args *a, cq_error *err);
 
 #endif

@@ -10,10 +10,16 @@
  * planned files, marks the finished Linears written and continues with the saved activations:
  * the arithmetic of the remaining layers is the same, so the bytes are the same.
  *
+ * Under mpirun each rank holds its share of the sequences (cq_gptq_model_share); rank 0 runs
+ * the driver and writes, the other ranks run gptq_worker. hidden.<L>.f32 is always the whole
+ * activation set in sequence order (rank 0 gathers the shares), so --resume works with any
+ * number of ranks.
+ *
  * Statistics path: GPTQ per Linear from <module>.hessian; a planned Linear without one is
  * quantized with RTN and a warning (--strict: an error). */
 #include "gptq_cli.h"
 
+#include "cquant/dist.h"
 #include "cquant/dtype.h"
 #include "cquant/json.h"
 #include "cquant/log.h"
@@ -45,8 +51,10 @@ typedef struct prod {
     char dir[4096];            /* the state folder */
     char options[1024];        /* canonical options string */
     char inputs[65];           /* input shard digest */
-    float *hidden;
+    float *hidden;             /* this rank's share of the activations */
     size_t hidden_bytes;
+    int64_t seq0, seq1;        /* the share: sequences [seq0, seq1) */
+    int64_t sent_before;       /* cq_dist_bytes_sent at the start of the layer */
     bool mapped;
     int64_t first_layer;
     double t0;
@@ -305,25 +313,78 @@ static int hidden_path(const prod *p, int64_t layer, char *buf, size_t n, cq_err
     return state_path(p, buf, n, file, err);
 }
 
+/* Activations move between ranks in pieces of at most this many bytes (bounded buffers). */
+#define PIECE_BYTES ((size_t)64 << 20)
+
+/* A non-root rank's share to rank 0: its size, then the bytes in pieces. */
+static int send_share(const prod *p, cq_error *err)
+{
+    int64_t n = (int64_t)p->hidden_bytes;
+    int rc = cq_dist_send(&n, sizeof n, 0, err);
+    for (size_t off = 0; rc == CQ_OK && off < p->hidden_bytes; off += PIECE_BYTES) {
+        size_t k = p->hidden_bytes - off < PIECE_BYTES ? p->hidden_bytes - off : PIECE_BYTES;
+        rc = cq_dist_send((const char *)p->hidden + off, k, 0, err);
+    }
+    return rc;
+}
+
+/* Rank 0: write its share, then every other rank's in rank order (the sequence order). A
+ * write error stops the writing but not the receiving, so no rank is left waiting. */
+static int gather_write(prod *p, int fd, const char *path, cq_error *err)
+{
+    int rc = write_fully(fd, p->hidden, p->hidden_bytes) == 0
+                 ? CQ_OK
+                 : cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", path);
+    char *buf = cq_dist_active() ? malloc(PIECE_BYTES) : NULL;
+    if (cq_dist_active() && !buf)
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory gathering activations");
+    int mrc = CQ_OK;
+    cq_error merr = CQ_ERROR_INIT;
+    for (int r = 1; r < cq_dist_size() && mrc == CQ_OK; r++) {
+        int64_t n = 0;
+        mrc = cq_dist_recv(&n, sizeof n, r, &merr);
+        for (int64_t off = 0; mrc == CQ_OK && off < n; off += (int64_t)PIECE_BYTES) {
+            size_t k = (size_t)(n - off) < PIECE_BYTES ? (size_t)(n - off) : PIECE_BYTES;
+            mrc = cq_dist_recv(buf, k, r, &merr);
+            if (mrc == CQ_OK && rc == CQ_OK && write_fully(fd, buf, k) != 0)
+                rc = cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", path);
+        }
+    }
+    free(buf);
+    if (mrc != CQ_OK) {
+        *err = merr;
+        return mrc;
+    }
+    return rc;
+}
+
+/* hidden.<layer>.f32 via a synced temporary file and a rename (every rank's share,
+ * gathered). */
 static int save_hidden(prod *p, int64_t layer, cq_error *err)
 {
     char tmp[4200], fin[4200];
     int rc = state_path(p, tmp, sizeof tmp, "hidden.tmp", err);
     if (rc == CQ_OK)
         rc = hidden_path(p, layer, fin, sizeof fin, err);
-    if (rc != CQ_OK)
-        return rc;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create", tmp);
-    if (write_fully(fd, p->hidden, p->hidden_bytes) != 0 || fdatasync(fd) != 0) {
-        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", tmp);
-        close(fd);
+    int fd = rc == CQ_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (rc == CQ_OK && fd < 0)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create", tmp);
+    if (rc != CQ_OK) { /* still drain the other ranks' shares */
+        cq_error ignore = CQ_ERROR_INIT;
+        int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        gather_write(p, devnull, "/dev/null", &ignore);
+        if (devnull >= 0)
+            close(devnull);
         return rc;
     }
-    if (close(fd) != 0 || rename(tmp, fin) != 0)
+    rc = gather_write(p, fd, tmp, err);
+    if (rc == CQ_OK && fdatasync(fd) != 0)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", tmp);
+    if (close(fd) != 0 && rc == CQ_OK)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': write failed", tmp);
+    if (rc == CQ_OK && rename(tmp, fin) != 0)
         return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot save", fin);
-    return CQ_OK;
+    return rc;
 }
 
 /* After state.json moved on to `layer`, the previous layer's input is garbage. */
@@ -360,9 +421,26 @@ static int new_state(prod *p, cq_error *err)
     return CQ_OK;
 }
 
-static int load_hidden(prod *p, int64_t layer, cq_error *err)
+static int read_fully(int fd, void *data, size_t n, const char *path, cq_error *err)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, (char *)data + got, n - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return cq_errorf_errno(err, CQ_E_IO, "'%s': read failed", path);
+        got += (size_t)k;
+    }
+    return CQ_OK;
+}
+
+/* Rank 0 reads hidden.<layer>.f32 (checked whole) into its share... */
+static int load_hidden(prod *p, int64_t layer, int *fd_out, cq_error *err)
 {
     char path[4200];
+    int64_t total = (int64_t)p->cfg.hidden * p->a->calib.seqlen * p->a->calib.n * 4;
+    *fd_out = -1;
     int rc = hidden_path(p, layer, path, sizeof path, err);
     if (rc != CQ_OK)
         return rc;
@@ -374,25 +452,52 @@ static int load_hidden(prod *p, int64_t layer, cq_error *err)
             close(fd);
         return rc;
     }
-    size_t got = 0;
-    if ((size_t)sb.st_size != p->hidden_bytes)
-        rc = cq_errorf(err, CQ_E_FORMAT, "'%s': %lld bytes, expected %zu", path,
-                       (long long)sb.st_size, p->hidden_bytes);
-    while (rc == CQ_OK && got < p->hidden_bytes) {
-        ssize_t k = read(fd, (char *)p->hidden + got, p->hidden_bytes - got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            rc = cq_errorf_errno(err, CQ_E_IO, "'%s': read failed", path);
-        else
-            got += (size_t)k;
-    }
-    close(fd);
+    if ((int64_t)sb.st_size != total)
+        rc = cq_errorf(err, CQ_E_FORMAT, "'%s': %lld bytes, expected %lld", path,
+                       (long long)sb.st_size, (long long)total);
+    if (rc == CQ_OK)
+        rc = read_fully(fd, p->hidden, p->hidden_bytes, path, err);
+    if (rc == CQ_OK)
+        *fd_out = fd; /* ...and the rest goes to the other ranks (scatter_hidden) */
+    else
+        close(fd);
     return rc;
 }
 
-/* Restore a killed run's finished Linears. Returns the layer to start from. */
-static int restore(prod *p, const cJSON *old, int64_t *first, cq_error *err)
+/* After the start agreement: rank 0 sends each rank its share of hidden.<L>.f32 (fd positioned
+ * after rank 0's share); the others receive theirs. */
+static int scatter_hidden(prod *p, int fd, cq_error *err)
+{
+    int rc = CQ_OK;
+    if (cq_dist_rank() > 0) {
+        int64_t n = (int64_t)p->hidden_bytes;
+        rc = cq_dist_send(&n, sizeof n, 0, err);
+        for (size_t off = 0; rc == CQ_OK && off < p->hidden_bytes; off += PIECE_BYTES) {
+            size_t k = p->hidden_bytes - off < PIECE_BYTES ? p->hidden_bytes - off : PIECE_BYTES;
+            rc = cq_dist_recv((char *)p->hidden + off, k, 0, err);
+        }
+        return rc;
+    }
+    char *buf = cq_dist_active() ? malloc(PIECE_BYTES) : NULL;
+    if (cq_dist_active() && !buf)
+        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory sending activations");
+    for (int r = 1; r < cq_dist_size() && rc == CQ_OK; r++) {
+        int64_t n = 0;
+        rc = cq_dist_recv(&n, sizeof n, r, err);
+        for (int64_t off = 0; rc == CQ_OK && off < n; off += (int64_t)PIECE_BYTES) {
+            size_t k = (size_t)(n - off) < PIECE_BYTES ? (size_t)(n - off) : PIECE_BYTES;
+            rc = read_fully(fd, buf, k, "hidden.<L>.f32", err);
+            if (rc == CQ_OK)
+                rc = cq_dist_send(buf, k, r, err);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* Restore a killed run's finished Linears. Returns the layer to start from and, when the
+ * activations are to be read, the open hidden.<L>.f32 in *fd. */
+static int restore(prod *p, const cJSON *old, int64_t *first, int *fd, cq_error *err)
 {
     const char *why = NULL;
     double v = num(old, "version"), done = num(old, "done_layers");
@@ -437,14 +542,14 @@ static int restore(prod *p, const cJSON *old, int64_t *first, cq_error *err)
     }
     *first = (int64_t)done;
     if (rc == CQ_OK && *first > 0 && *first < p->cfg.n_layers)
-        rc = load_hidden(p, *first, err);
+        rc = load_hidden(p, *first, fd, err);
     if (rc == CQ_OK)
         cq_info("gptq: resuming after layer %lld of %lld", (long long)*first,
                 (long long)p->cfg.n_layers);
     return rc;
 }
 
-static int open_state(prod *p, int64_t *first, cq_error *err)
+static int open_state(prod *p, int64_t *first, int *fd, cq_error *err)
 {
     char path[4200];
     *first = 0;
@@ -463,7 +568,7 @@ static int open_state(prod *p, int64_t *first, cq_error *err)
         return rc;
     cJSON *old = NULL;
     if ((rc = cq_json_load(&old, path, err)) == CQ_OK)
-        rc = restore(p, old, first, err);
+        rc = restore(p, old, first, fd, err);
     cJSON_Delete(old);
     return rc;
 }
@@ -516,13 +621,42 @@ static int hk_linear(void *ctx, int64_t layer, int lin, const float *w, const cq
     return rc;
 }
 
-/* Test hooks (tests/cli/gptq.sh, tests/cli/faults.sh): exit as a kill -9 would after layer i's
- * state is saved (CQ_TEST_DIE_AFTER_LAYER=i), or between its hidden file and its state.json
+/* Test hooks (tests/cli/gptq.sh, tests/cli/faults.sh, tests/mpi/same_bytes.sh): exit as a
+ * kill -9 would after layer i's state is saved (CQ_TEST_DIE_AFTER_LAYER=i; under mpirun on rank
+ * CQ_TEST_DIE_RANK, default 0), or on rank 0 between its hidden file and its state.json
  * (CQ_TEST_DIE_BEFORE_STATE=i). */
 static int die_at(const char *var)
 {
     const char *e = getenv(var);
     return e && *e ? atoi(e) : -1;
+}
+
+static void maybe_die(int64_t layer)
+{
+    const char *r = getenv("CQ_TEST_DIE_RANK");
+    int rank = r && *r ? atoi(r) : 0;
+    if (die_at("CQ_TEST_DIE_AFTER_LAYER") == layer && rank == cq_dist_rank()) {
+        fprintf(stderr, "cquant: CQ_TEST_DIE_AFTER_LAYER=%lld: rank %d exiting\n",
+                (long long)layer, cq_dist_rank());
+        _exit(137);
+    }
+}
+
+/* A non-root rank's end of a layer: its share of the resume state. */
+static int hk_layer_worker(void *ctx, int64_t layer, const float *hidden, double secs,
+                           cq_error *err)
+{
+    prod *p = ctx;
+    (void)hidden;
+    (void)secs;
+    int rc = layer + 1 < p->cfg.n_layers ? send_share(p, err) : CQ_OK;
+    int64_t sent = (int64_t)cq_dist_bytes_sent() - p->sent_before;
+    if (rc == CQ_OK)
+        rc = cq_dist_sum_i64(&sent, 1, err);
+    p->sent_before = (int64_t)cq_dist_bytes_sent();
+    if (rc == CQ_OK)
+        maybe_die(layer);
+    return rc;
 }
 
 static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, cq_error *err)
@@ -544,18 +678,31 @@ static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, 
     p->n_lin = 0;
     p->loss = p->rtn_loss = p->damp_max = 0;
     int rc = cq_quant_sink_sync(p->sink, err);
-    if (rc == CQ_OK && layer + 1 < n)
-        rc = save_hidden(p, layer + 1, err);
+    if (layer + 1 < n) { /* a collective: the other ranks send their shares whatever happens */
+        cq_error serr = CQ_ERROR_INIT;
+        int src = save_hidden(p, layer + 1, rc == CQ_OK ? err : &serr);
+        rc = rc == CQ_OK ? src : rc;
+    }
+    /* bytes all ranks sent for this layer (Hessians, weights, the resume state's activations) */
+    int64_t sent = (int64_t)cq_dist_bytes_sent() - p->sent_before;
+    cq_error cerr = CQ_ERROR_INIT;
+    int crc = cq_dist_sum_i64(&sent, 1, &cerr);
+    p->sent_before = (int64_t)cq_dist_bytes_sent();
+    if (crc != CQ_OK && rc == CQ_OK) {
+        *err = cerr;
+        rc = crc;
+    }
+    if (rc == CQ_OK && cq_dist_active())
+        cq_info("gptq: layer %lld/%lld: %d ranks sent %.3f MiB", (long long)layer + 1,
+                (long long)n, cq_dist_size(), (double)sent / 1048576.0);
     if (rc == CQ_OK && die_at("CQ_TEST_DIE_BEFORE_STATE") == layer)
         _exit(137);
     if (rc == CQ_OK)
         rc = save_state(p, layer + 1, err);
     if (rc == CQ_OK)
         drop_hidden(p, layer);
-    if (rc == CQ_OK && die_at("CQ_TEST_DIE_AFTER_LAYER") == layer) {
-        fprintf(stderr, "cquant: CQ_TEST_DIE_AFTER_LAYER=%lld: exiting\n", (long long)layer);
-        _exit(137);
-    }
+    if (rc == CQ_OK)
+        maybe_die(layer);
     if (rc == CQ_OK && cq_interrupted()) {
         cq_quant_sink_keep_on_failure(p->sink);
         rc = cq_errorf(err, CQ_E_INTERRUPTED, "interrupted after layer %lld of %lld (state kept: "
@@ -567,10 +714,11 @@ static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, 
 static int alloc_hidden(prod *p, cq_error *err)
 {
     const gptq_args *a = p->a;
-    size_t n = (size_t)(a->calib.n * a->calib.seqlen * p->cfg.hidden);
+    cq_gptq_model_share(&a->mo, a->calib.n, a->calib.seqlen, &p->seq0, &p->seq1);
+    size_t n = (size_t)((p->seq1 - p->seq0) * a->calib.seqlen * p->cfg.hidden);
     p->hidden_bytes = n * sizeof(float);
     if (!a->offload_dir) {
-        p->hidden = malloc(p->hidden_bytes);
+        p->hidden = malloc(p->hidden_bytes ? p->hidden_bytes : 1);
         return p->hidden ? CQ_OK
                          : cq_errorf(err, CQ_E_NOMEM, "out of memory for %zu bytes of "
                                      "activations (try --offload-dir)", p->hidden_bytes);
@@ -657,28 +805,58 @@ static void moe_summary(const prod *p, cJSON *section)
     }
 }
 
-static int run_pipeline(prod *p, cq_error *err)
+/* The calibration input of this rank's share: hidden.<L>.f32 of a resumed run (rank 0 holds it
+ * open in fd), or the embedded calibration ids. Every rank calls this after the start. */
+static int first_input(prod *p, int64_t *first, int fd, cq_error *err)
 {
     const gptq_args *a = p->a;
-    int64_t first = 0;
-    int rc = cq_st_open(&p->st, a->job.model, err);
+    int rc = cq_dist_bcast(first, sizeof *first, 0, err);
+    if (rc == CQ_OK && *first > 0 && *first < p->cfg.n_layers)
+        rc = scatter_hidden(p, fd, err);
+    else if (rc == CQ_OK && *first == 0)
+        rc = cq_embed_seqs(&p->cfg, p->st, a->calib.ids + p->seq0 * a->calib.seqlen,
+                           p->seq1 - p->seq0, a->calib.seqlen, p->hidden, err);
+    return cq_dist_agree(rc, err);
+}
+
+static int open_model(prod *p, cq_error *err)
+{
+    int rc = cq_st_open(&p->st, p->a->job.model, err);
     if (rc == CQ_OK)
         rc = cq_config_load(cq_st_dir(p->st), &p->cfg, err);
     if (rc == CQ_OK)
         rc = cq_config_check(&p->cfg, p->st, err);
+    /* the data-parallel path splits the tokens over the ranks, but an expert's Hessian needs
+     * the tokens routed to it from every rank (docs/moe.md, docs/scale-out.md) */
+    if (rc == CQ_OK && p->cfg.n_experts > 0 && cq_dist_active())
+        rc = cq_errorf(err, CQ_E_UNSUPPORTED, "'%s': gptq of a mixture-of-experts model under "
+                       "mpirun is not supported (run one process)", p->a->job.model);
+    return rc;
+}
+
+static int run_pipeline(prod *p, cq_error *err)
+{
+    gptq_args *a = p->a;
+    int64_t first = 0;
+    int fd = -1;
+    int rc = open_model(p, err);
     if (rc == CQ_OK) {
         log_plan(p);
         rc = alloc_hidden(p, err);
     }
     if (rc == CQ_OK)
-        rc = open_state(p, &first, err);
-    if (rc == CQ_OK && first == 0)
-        rc = cq_embed_seqs(&p->cfg, p->st, a->calib.ids, a->calib.n, a->calib.seqlen, p->hidden,
-                           err);
+        rc = open_state(p, &first, &fd, err);
+    a->dist_started = true; /* the other ranks wait for this agreement (gptq_worker) */
+    rc = cq_dist_agree(rc, err);
+    if (rc == CQ_OK)
+        rc = first_input(p, &first, fd, err);
+    if (fd >= 0)
+        close(fd);
     cq_gptq_hooks hk = {.ctx = p, .wants = hk_wants, .linear_done = hk_linear,
                         .layer_done = hk_layer};
     p->first_layer = first;
     p->t0 = now_s();
+    p->sent_before = (int64_t)cq_dist_bytes_sent();
     if (rc == CQ_OK && first < p->cfg.n_layers)
         rc = cq_gptq_model_run(&p->cfg, p->st, p->hidden, a->calib.n, a->calib.seqlen, first,
                                &a->job.q, &a->mo, &hk, err);
@@ -692,6 +870,38 @@ static int run_pipeline(prod *p, cq_error *err)
     return rc;
 }
 
+static void prod_release(prod *p)
+{
+    if (p->mapped)
+        munmap(p->hidden, p->hidden_bytes);
+    else
+        free(p->hidden);
+    cJSON_Delete(p->state);
+    cq_st_close(p->st);
+    free(p->emitted);
+}
+
+int gptq_worker(gptq_args *a, cq_error *err)
+{
+    prod p;
+    memset(&p, 0, sizeof p);
+    p.a = a;
+    int64_t first = 0;
+    int rc = open_model(&p, err);
+    if (rc == CQ_OK)
+        rc = alloc_hidden(&p, err);
+    rc = cq_dist_agree(rc, err); /* rank 0: in run_pipeline, or after a failed driver */
+    if (rc == CQ_OK)
+        rc = first_input(&p, &first, -1, err);
+    cq_gptq_hooks hk = {.ctx = &p, .layer_done = hk_layer_worker};
+    p.sent_before = (int64_t)cq_dist_bytes_sent();
+    if (rc == CQ_OK && first < p.cfg.n_layers)
+        rc = cq_gptq_model_run(&p.cfg, p.st, p.hidden, a->calib.n, a->calib.seqlen, first,
+                               &a->job.q, &a->mo, &hk, err);
+    prod_release(&p);
+    return rc;
+}
+
 int gptq_produce(void *ctx, cq_quant_sink *sink, cq_error *err)
 {
     prod p;
@@ -702,12 +912,6 @@ int gptq_produce(void *ctx, cq_quant_sink *sink, cq_error *err)
     if (!p.emitted)
         return cq_errorf(err, CQ_E_NOMEM, "out of memory");
     int rc = p.a->stats ? run_stats(&p, err) : run_pipeline(&p, err);
-    if (p.mapped)
-        munmap(p.hidden, p.hidden_bytes);
-    else
-        free(p.hidden);
-    cJSON_Delete(p.state);
-    cq_st_close(p.st);
-    free(p.emitted);
+    prod_release(&p);
     return rc;
 }

@@ -2,6 +2,7 @@
  * becomes a printed error and an exit code (docs/cli.md lists the codes). */
 #include "cli.h"
 
+#include "cquant/dist.h"
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
@@ -155,6 +156,8 @@ static int global_flags(int argc, char **argv, cq_cli *cli, int *done)
 
 static int report_failure(const cq_cli *cli, const cq_error *in)
 {
+    if (cq_dist_rank() > 0) /* rank 0 prints the job's error */
+        return cq_exit_code(in->code ? in->code : CQ_E_INTERNAL);
     /* Messages quote names taken from input files: keep the error one line whatever they hold. */
     cq_error copy = *in, *err = &copy;
     cq_error_printable(err);
@@ -194,7 +197,31 @@ static int print_json(cq_cli *cli)
     return CQ_EXIT_OK;
 }
 
-int main(int argc, char **argv)
+/* Commands that split their work over MPI ranks; under mpirun the others run on rank 0 only. */
+static bool dist_aware(const char *cmd)
+{
+    return !strcmp(cmd, "gptq") || !strcmp(cmd, "awq") || !strcmp(cmd, "eval");
+}
+
+static int run_command(const cq_command *c, cq_cli *cli, int argc, char **args, cq_error *err)
+{
+    int rc = CQ_OK;
+    bool solo = !dist_aware(c->name);
+    if (cq_dist_rank() == 0 || !solo) {
+        cq_dist_set_solo(solo && cq_dist_active()); /* e.g. batch: its gptq jobs run alone */
+        rc = c->fn(cli, argc, args, err);
+        cq_dist_set_solo(false);
+    }
+    /* every rank ends with the same status; the failing rank's message reaches rank 0 */
+    rc = cq_dist_agree(rc, err);
+    int64_t sent = (int64_t)cq_dist_bytes_sent();
+    cq_error ignore = CQ_ERROR_INIT;
+    if (rc == CQ_OK && cq_dist_active() && cq_dist_sum_i64(&sent, 1, &ignore) == CQ_OK)
+        cq_info("mpi: %d ranks sent %.3f MiB", cq_dist_size(), (double)sent / 1048576.0);
+    return rc;
+}
+
+static int run_main(int argc, char **argv)
 {
     cq_cli cli = {0};
     cq_error err = CQ_ERROR_INIT;
@@ -227,7 +254,7 @@ int main(int argc, char **argv)
     /* Past a file-size limit (ulimit -f) write() must fail with EFBIG, reported as an I/O
      * error with the usual cleanup, rather than SIGXFSZ killing us with temporaries left. */
     signal(SIGXFSZ, SIG_IGN);
-    rc = c->fn(&cli, argc - i, args, &err);
+    rc = run_command(c, &cli, argc - i, args, &err);
     free(args);
     if (rc == CQ_OK && !cli.help_shown)
         rc = print_json(&cli);
@@ -236,5 +263,20 @@ int main(int argc, char **argv)
     else if (rc != CQ_OK)
         rc = report_failure(&cli, &err);
     cJSON_Delete(cli.json);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    cq_error err = CQ_ERROR_INIT;
+    if (cq_dist_init(&argc, &argv, &err) != CQ_OK) {
+        fprintf(stderr, "cquant: error: %s\n", err.msg);
+        return CQ_EXIT_INTERNAL;
+    }
+    /* Under mpirun rank 0 speaks for the job: the other ranks print nothing. */
+    if (cq_dist_rank() > 0 && !freopen("/dev/null", "w", stdout))
+        return CQ_EXIT_IO;
+    int rc = run_main(argc, argv);
+    cq_dist_finalize();
     return rc;
 }

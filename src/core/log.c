@@ -1,6 +1,8 @@
 /* stderr diagnostics; the only place in the library that prints. */
 #include "cquant/log.h"
 
+#include "cquant/dist.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -9,7 +11,8 @@ static int g_level = CQ_LOG_INFO;
 static int g_bar_open;
 
 void cq_log_set_level(int level) { g_level = level; }
-int cq_log_level(void) { return g_level; }
+/* Under mpirun only rank 0 reports progress. */
+int cq_log_level(void) { return cq_dist_rank() > 0 ? CQ_LOG_QUIET : g_level; }
 
 static void vline(const char *prefix, const char *fmt, va_list ap)
 {
@@ -24,7 +27,7 @@ static void vline(const char *prefix, const char *fmt, va_list ap)
 
 void cq_info(const char *fmt, ...)
 {
-    if (g_level < CQ_LOG_INFO)
+    if (cq_log_level() < CQ_LOG_INFO)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -34,7 +37,7 @@ void cq_info(const char *fmt, ...)
 
 void cq_debug(const char *fmt, ...)
 {
-    if (g_level < CQ_LOG_DEBUG)
+    if (cq_log_level() < CQ_LOG_DEBUG)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -44,7 +47,7 @@ void cq_debug(const char *fmt, ...)
 
 void cq_warn(const char *fmt, ...)
 {
-    if (g_level < CQ_LOG_INFO)
+    if (cq_log_level() < CQ_LOG_INFO)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -54,7 +57,7 @@ void cq_warn(const char *fmt, ...)
 
 void cq_progress(const char *task, int64_t done, int64_t total, const char *what)
 {
-    if (g_level < CQ_LOG_INFO)
+    if (cq_log_level() < CQ_LOG_INFO)
         return;
     if (!isatty(2)) {
         fprintf(stderr, "%s [%lld/%lld] %s\n", task, (long long)done, (long long)total,

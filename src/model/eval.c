@@ -4,7 +4,12 @@
  * [batch·seqlen x hidden] that each layer updates in place (cq_layer_forward allows out == in),
  * and the batch size is act_budget / (seqlen·hidden·4) windows (at least one). For each batch
  * every layer's weights are loaded again (f32 conversion of one layer is cheap next to the
- * batch's forward), so at most one layer plus the head is resident. */
+ * batch's forward), so at most one layer plus the head is resident.
+ *
+ * The NLL total is a fixed binary tree over per-window sums (cq_dist_tree), so it does not
+ * depend on the batch size nor, under mpirun, on the number of ranks: each rank evaluates a
+ * contiguous share of the windows and rank 0's total is broadcast. */
+#include "cquant/dist.h"
 #include "cquant/log.h"
 #include "cquant/model.h"
 
@@ -24,6 +29,8 @@ typedef struct eval_state {
     cq_head_weights head;
     float *hidden;
     int64_t batch;    /* windows per batch */
+    cq_dist_tree *nll; /* per-window NLL sums, leaves by global window index */
+    int64_t w_begin;  /* this rank's first window */
 } eval_state;
 
 static int load_layer(eval_state *s, int64_t l, cq_error *err)
@@ -49,9 +56,18 @@ static int eval_batch(eval_state *s, const int32_t *ids, int64_t nb, int64_t b_i
         if (rc != CQ_OK)
             cq_error_prefix(err, "layer %lld", (long long)l);
     }
-    if (rc == CQ_OK)
-        rc = cq_head_nll(s->m, &s->head, s->hidden, ids, nb, S, &res->nll_sum, &res->n_scored,
-                         err);
+    /* one leaf per window: the total's order is the tree's, not the batch's */
+    int64_t H = s->cfg->hidden;
+    for (int64_t w = 0; w < nb && rc == CQ_OK; w++) {
+        double *leaf = cq_dist_tree_slot(s->nll);
+        if (!leaf)
+            return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+        *leaf = 0.0;
+        rc = cq_head_nll(s->m, &s->head, s->hidden + w * S * H, ids + w * S, 1, S, leaf,
+                         &res->n_scored, err);
+        if (rc == CQ_OK)
+            rc = cq_dist_tree_add(s->nll, s->w_begin + b_index * s->batch + w, leaf, err);
+    }
     return rc;
 }
 
@@ -94,18 +110,34 @@ int cq_eval_ppl(const cq_model_config *cfg, const cq_st_model *st, const int32_t
     s.cfg = cfg;
     s.st = st;
     s.opt = opt;
-    int rc = eval_setup(&s, n_windows, err);
-    int64_t n_batches = rc == CQ_OK ? (n_windows + s.batch - 1) / s.batch : 0;
+    int64_t w_end;
+    cq_dist_share(n_windows, &s.w_begin, &w_end);
+    int64_t mine = w_end - s.w_begin;
+    int rc = cq_dist_tree_new(&s.nll, n_windows, 1, err);
+    if (rc == CQ_OK && mine > 0)
+        rc = eval_setup(&s, mine, err);
+    int64_t n_batches = rc == CQ_OK && mine > 0 ? (mine + s.batch - 1) / s.batch : 0;
     for (int64_t b = 0; b < n_batches && rc == CQ_OK; b++) {
-        int64_t w0 = b * s.batch, nb = n_windows - w0 < s.batch ? n_windows - w0 : s.batch;
-        rc = eval_batch(&s, ids + w0 * S, nb, b, n_batches, res, err);
-        res->n_windows += rc == CQ_OK ? nb : 0;
+        int64_t w0 = b * s.batch, nb = mine - w0 < s.batch ? mine - w0 : s.batch;
+        rc = eval_batch(&s, ids + (s.w_begin + w0) * S, nb, b, n_batches, res, err);
     }
     cq_progress_end();
+    rc = cq_dist_agree(rc, err);
+    double *total = NULL;
+    if (rc == CQ_OK)
+        rc = cq_dist_tree_finish(s.nll, &total, err);
+    if (rc == CQ_OK && total)
+        res->nll_sum = *total;
+    if (rc == CQ_OK)
+        rc = cq_dist_bcast(&res->nll_sum, sizeof res->nll_sum, 0, err);
+    if (rc == CQ_OK)
+        rc = cq_dist_sum_i64(&res->n_scored, 1, err);
     if (rc == CQ_OK) {
+        res->n_windows = n_windows;
         res->mean_nll = res->nll_sum / (double)res->n_scored;
         res->ppl = exp(res->mean_nll);
     }
+    cq_dist_tree_free(s.nll);
     cq_layer_release(&s.w);
     cq_head_release(&s.head);
     cq_llama_free(s.m);

@@ -4,10 +4,16 @@
  * stream and the q/k/v input comes from the previous layer): layer by layer, the FP forward records
  * every Linear group's input and yields the next layer's input in full precision; the four scale
  * searches see the unmodified layer; then every scale is folded, the recorded inputs divided by
- * their scales, and clipping searched on the scaled weights and inputs (not for q/k). */
+ * their scales, and clipping searched on the scaled weights and inputs (not for q/k).
+ *
+ * Under mpirun every rank runs the forward over all tokens; the four scale searches and the
+ * five clip searches of a layer (most of the time) are dealt round-robin to the ranks and
+ * their results (scales, clip values, report numbers) broadcast. Each search runs whole on one
+ * rank exactly as in one process, so the bytes do not depend on the number of ranks. */
 #include "cquant/awq.h"
 
 #include "cquant/checked.h"
+#include "cquant/dist.h"
 #include "quant/awq_moe.h"
 #include "quant/grid.h"
 
@@ -239,18 +245,15 @@ static void fold_all(drv *d, const cq_awq_layer_report *rep)
                                d->s[g]);
 }
 
-/* §F.6 for one Linear: search, report the mean shrink, clamp. */
-static int clip_linear(drv *d, int lin, cq_awq_layer_report *rep, cq_error *err)
+/* §F.6 for one Linear: search the clip values mv[rows x groups] and report the mean shrink
+ * (the clamp itself is clip_apply, on every rank). */
+static int clip_search(drv *d, int lin, float *mv, cq_awq_layer_report *rep, cq_error *err)
 {
     int64_t rows, cols;
     cq_linear_shape(d->cfg, lin, &rows, &cols);
     int64_t group = d->q->group_size > 0 ? d->q->group_size : cols;
     int64_t ng = (cols + group - 1) / group;
-    float *mv = malloc((size_t)(rows * ng) * sizeof *mv);
-    if (!mv)
-        return cq_errorf(err, CQ_E_NOMEM, "out of memory clipping %s",
-                         cq_arch_linear_name(d->cfg, lin));
-    float *w = d->w.lin[lin];
+    const float *w = d->w.lin[lin];
     int rc = cq_awq_search_clip(d->q, d->o, w, rows, cols, d->in.x[cq_linear_hook_point(lin)],
                                 d->tokens, mv, err);
     double sum = 0;
@@ -262,12 +265,26 @@ static int clip_linear(drv *d, int lin, cq_awq_layer_report *rep, cq_error *err)
             sum += a > 0 ? mv[r * ng + g] / a : 1.0;
         }
     if (rc == CQ_OK) {
-        cq_awq_apply_clip(w, rows, cols, group, mv);
         rep->lin[lin].clipped = true;
         rep->lin[lin].mean_shrink = sum / (double)(rows * ng);
     }
-    free(mv);
     return rc;
+}
+
+static int64_t clip_values(const drv *d, int lin)
+{
+    int64_t rows, cols;
+    cq_linear_shape(d->cfg, lin, &rows, &cols);
+    int64_t group = d->q->group_size > 0 ? d->q->group_size : cols;
+    return rows * ((cols + group - 1) / group);
+}
+
+static void clip_apply(drv *d, int lin, const float *mv)
+{
+    int64_t rows, cols;
+    cq_linear_shape(d->cfg, lin, &rows, &cols);
+    int64_t group = d->q->group_size > 0 ? d->q->group_size : cols;
+    cq_awq_apply_clip(d->w.lin[lin], rows, cols, group, mv);
 }
 
 static int rec_alloc(drv *d, cq_error *err)
@@ -328,6 +345,64 @@ static int check_weights(const drv *d, int64_t layer, cq_error *err)
 }
 
 static const int clipped_lins[] = {CQ_LIN_V, CQ_LIN_O, CQ_LIN_GATE, CQ_LIN_UP, CQ_LIN_DOWN};
+enum { N_CLIPPED = sizeof clipped_lins / sizeof *clipped_lins };
+
+/* The scale searches, round-robin over the ranks; every rank gets every result. */
+/* A sparse layer's MLP groups are the MoE block's (awq_moe.c). */
+static int scales_all(drv *d, bool sparse, cq_awq_layer_report *rep, int *turn, cq_error *err)
+{
+    int owner[CQ_AWQ_N_GROUPS], me = cq_dist_rank(), rc = CQ_OK;
+    for (int g = 0; g < CQ_AWQ_N_GROUPS; g++) {
+        bool runs = group_runs(d->cfg, g) && !(sparse && g >= CQ_AWQ_G_GATEUP);
+        owner[g] = runs ? (*turn)++ % cq_dist_size() : -1;
+        if (owner[g] == me && rc == CQ_OK)
+            rc = search_group(d, g, rep, err);
+    }
+    rc = cq_dist_agree(rc, err);
+    for (int g = 0; g < CQ_AWQ_N_GROUPS && rc == CQ_OK; g++)
+        if (owner[g] >= 0) {
+            rc = cq_dist_bcast(d->s[g], (size_t)d->in.cols[group_hook[g]] * sizeof(float),
+                               owner[g], err);
+            if (rc == CQ_OK)
+                rc = cq_dist_bcast(&rep->group[g], sizeof rep->group[g], owner[g], err);
+        }
+    return rc;
+}
+
+/* The clip searches, likewise; then every rank clamps. */
+static int clips_all(drv *d, bool sparse, cq_awq_layer_report *rep, int *turn, cq_error *err)
+{
+    float *mv[N_CLIPPED] = {0};
+    int owner[N_CLIPPED], me = cq_dist_rank(), rc = CQ_OK;
+    for (int i = 0; i < N_CLIPPED && rc == CQ_OK; i++) {
+        int lin = clipped_lins[i];
+        /* OPT has no gate; a sparse layer's experts are clipped by awq_moe.c */
+        owner[i] = cq_linear_present(d->cfg, lin) && !(sparse && lin >= CQ_LIN_GATE)
+                       ? (*turn)++ % cq_dist_size()
+                       : -1;
+        if (owner[i] < 0)
+            continue;
+        if (!(mv[i] = malloc((size_t)clip_values(d, lin) * sizeof(float))))
+            rc = cq_errorf(err, CQ_E_NOMEM, "out of memory clipping %s",
+                           cq_arch_linear_name(d->cfg, lin));
+        else if (owner[i] == me)
+            rc = clip_search(d, lin, mv[i], rep, err);
+    }
+    rc = cq_dist_agree(rc, err);
+    for (int i = 0; i < N_CLIPPED && rc == CQ_OK; i++) {
+        int lin = clipped_lins[i];
+        if (owner[i] < 0)
+            continue;
+        rc = cq_dist_bcast(mv[i], (size_t)clip_values(d, lin) * sizeof(float), owner[i], err);
+        if (rc == CQ_OK)
+            rc = cq_dist_bcast(&rep->lin[lin], sizeof rep->lin[lin], owner[i], err);
+        if (rc == CQ_OK)
+            clip_apply(d, lin, mv[i]);
+    }
+    for (int i = 0; i < N_CLIPPED; i++)
+        free(mv[i]);
+    return rc;
+}
 
 static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn fn, void *ctx,
                      cq_error *err)
@@ -337,6 +412,7 @@ static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn f
     rep.layer = l;
     memset(d->in.filled, 0, sizeof d->in.filled);
     d->in.bad = -1;
+    int turn = 0;
     int rc = cq_layer_load(&d->w, d->cfg, st, l, err);
     bool sparse = d->w.sparse;
     awq_moe_env env = {.m = d->m, .w = &d->w, .x_block = d->in.x[CQ_HOOK_GATEUP_IN],
@@ -357,23 +433,23 @@ static int one_layer(drv *d, const cq_st_model *st, int64_t l, cq_awq_layer_fn f
                        "layer %lld: non-finite calibration activations at the input of %s",
                        (long long)l, points[d->in.bad]);
     }
+    /* every rank runs the MoE part whole (same inputs, same bytes); only the dense searches
+     * are dealt */
     if (rc == CQ_OK && sparse)
         rc = awq_moe_prepare(d->moe, &env, err);
-    /* a sparse layer's MLP groups are the MoE block's (awq_moe.c) */
-    for (int g = 0; g < CQ_AWQ_N_GROUPS && rc == CQ_OK; g++)
-        if (group_runs(d->cfg, g) && !(sparse && g >= CQ_AWQ_G_GATEUP))
-            rc = search_group(d, g, &rep, err);
+    rc = cq_dist_agree(rc, err);
+    if (rc == CQ_OK)
+        rc = scales_all(d, sparse, &rep, &turn, err);
     if (rc == CQ_OK)
         fold_all(d, &rep);
     if (rc == CQ_OK && sparse)
         rc = awq_moe_layer(d->moe, &env, &rep, err);
-    for (size_t i = 0; i < sizeof clipped_lins / sizeof *clipped_lins && rc == CQ_OK && d->o->clip;
-         i++)
-        if (cq_linear_present(d->cfg, clipped_lins[i]) &&
-            !(sparse && clipped_lins[i] >= CQ_LIN_GATE))
-            rc = clip_linear(d, clipped_lins[i], &rep, err);
+    rc = cq_dist_agree(rc, err);
+    if (rc == CQ_OK && d->o->clip)
+        rc = clips_all(d, sparse, &rep, &turn, err);
     if (rc == CQ_OK)
         rc = fn(ctx, l, &d->w, &rep, err);
+    rc = cq_dist_agree(rc, err);
     float *t = d->hidden; /* the FP output feeds the next layer */
     d->hidden = d->next;
     d->next = t;
