@@ -1,7 +1,7 @@
 /* Whole-model GPTQ (see gptq_model.h). Hessians: each forward chunk's XᵀX is formed by one
- * ssyrk in float32 (upper triangle, half the flops of sgemm) and added into a float64
- * accumulator; the per-chunk sum has at most chunk_tokens terms, the running total over all
- * chunks is double (docs/algorithms.md has the numbers behind this choice). */
+ * cq_det_ssyrk in float32 (upper triangle, half the flops of sgemm) and added as a float64 leaf
+ * of a fixed tree over chunks (below); the per-chunk sum has at most chunk_tokens terms, the
+ * sums over chunks are double (docs/algorithms.md has the numbers behind this choice). */
 #include "cquant/gptq_model.h"
 
 #include "cquant/checked.h"
