@@ -35,6 +35,7 @@ typedef struct plan_item {
 /* Input hashes for the report are computed on a second thread while the main one quantizes:
  * sha256 of the shards is otherwise the largest single cost of an RTN run (a full extra pass
  * over the input). */
+typedef struct ph { double wall, cpu, rq; } ph;
 typedef struct hasher {
     pthread_t thread;
     bool started;
@@ -67,13 +68,23 @@ struct cq_quant_sink {
     int64_t n_quant;
 };
 
+static ph ph_now(void);
+static void ph_print(const char *what, ph a, ph b);
 static void *hash_main(void *arg)
 {
     hasher *h = arg;
-    h->rc = CQ_OK;
-    for (size_t i = 0; i < cq_st_shard_count(h->m) && h->rc == CQ_OK; i++)
-        h->rc = cq_report_hash_file(cq_st_shard_path(h->m, i), h->digest[i], &h->bytes[i],
-                                    &h->err);
+    ph a = ph_now();
+    size_t n = cq_st_shard_count(h->m);
+    const char **paths = malloc((n ? n : 1) * sizeof *paths);
+    if (!paths) {
+        h->rc = cq_errorf(&h->err, CQ_E_NOMEM, "out of memory hashing the inputs");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        paths[i] = cq_st_shard_path(h->m, i);
+    h->rc = cq_report_hash_files(paths, n, h->digest, h->bytes, &h->err);
+    free(paths);
+    ph_print("HASHTHREAD", a, ph_now());
     return NULL;
 }
 
@@ -111,6 +122,32 @@ static int hasher_finish(hasher *h, cq_report *r, cq_error *err)
     h->digest = NULL;
     h->bytes = NULL;
     return rc;
+}
+
+/* TEMP profiling */
+static ph ph_now(void)
+{
+    ph r;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r.wall = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    r.cpu = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    r.rq = 0;
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (f) {
+        unsigned long long a, b;
+        if (fscanf(f, "%llu %llu", &a, &b) == 2)
+            r.rq = 1e-9 * (double)b;
+        fclose(f);
+    }
+    return r;
+}
+static void ph_print(const char *what, ph a, ph b)
+{
+    double w = b.wall - a.wall, c = b.cpu - a.cpu, q = b.rq - a.rq;
+    cq_debug("PH %-10s wall %6.1f cpu %6.1f runq %6.1f blocked %6.1f", what, 1e3 * w, 1e3 * c,
+             1e3 * q, 1e3 * (w - c - q));
 }
 
 static double now_s(void)
@@ -754,18 +791,31 @@ static int build_output(run_state *s, cq_error *err)
     const char *dir = cq_outdir_path(&s->od);
     char path[4096];
     int rc;
+    ph t1 = ph_now(), t2, t3, t4, t5;
     if ((rc = cq_st_writer_create(&s->w, dir, s->job->max_shard_bytes, err)) != CQ_OK ||
         (rc = plan_writer(s, err)) != CQ_OK ||
         (rc = cq_st_writer_meta(s->w, "quantized_by", "cquant " CQ_VERSION, err)) != CQ_OK ||
         (rc = s->resumed ? cq_st_writer_reopen(s->w, err) : cq_st_writer_start(s->w, err)) ||
-        (rc = index_quant(s, err)) != CQ_OK || (rc = stream_tensors(s, err)) != CQ_OK ||
-        (rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
+        (rc = index_quant(s, err)) != CQ_OK)
+        return rc;
+    t2 = ph_now();
+    if ((rc = stream_tensors(s, err)) != CQ_OK)
+        return rc;
+    t3 = ph_now();
+    if ((rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
         (rc = cq_copy_aux_files(cq_st_dir(s->m), dir, err)) != CQ_OK ||
         (rc = write_configs(s, dir, err)) != CQ_OK)
         return rc;
+    t4 = ph_now();
     if ((rc = hasher_finish(&s->hash, s->report, err)) != CQ_OK ||
         (rc = cq_report_finish(s->report, now_s() - s->t0, err)) != CQ_OK)
         return rc;
+    t5 = ph_now();
+    ph_print("wstart", t1, t2);
+    ph_print("tensors", t2, t3);
+    ph_print("finish", t3, t4);
+    ph_print("hashwait", t4, t5);
+    ph_print("report", t5, ph_now());
     /* The report sits inside the folder unless --report names another place; that one is
      * written only after the folder is committed, so a failed run leaves neither. */
     if (s->job->report_path)
@@ -824,6 +874,7 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
 {
     run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = now_s()};
     int rc;
+    ph tsetup = ph_now();
     memset(sum, 0, sizeof *sum);
     if (job->out)
         snprintf(sum->out, sizeof sum->out, "%s", job->out);
@@ -840,10 +891,13 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         (rc = check_resources(&s, err)) != CQ_OK || (rc = begin_output(&s, err)) != CQ_OK ||
         (rc = start_report(&s, err)) != CQ_OK)
         goto done;
+    ph_print("setup", tsetup, ph_now());
     if ((rc = build_output(&s, err)) != CQ_OK)
         goto done;
+    ph tc = ph_now();
     rc = cq_outdir_commit(&s.od, err);
     sum->seconds = now_s() - s.t0;
+    ph_print("commit", tc, ph_now());
     if (rc == CQ_OK && job->report_path)
         rc = cq_report_write(s.report, job->report_path, job->force, err);
 done:

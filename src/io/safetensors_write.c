@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+enum { EARLY_WRITEBACK_MIN = 64 << 10 };
+
 typedef struct wtensor {
     char *name;
     cq_dtype dtype;
@@ -488,6 +490,19 @@ static wtensor *find(cq_st_writer *w, const char *name)
     return NULL;
 }
 
+/* Start the disk writing the bytes just written (Linux; advice, errors are fsync's to report):
+ * the commit's fsync then waits for the last tensors only, not the whole output. Small
+ * tensors are left to the commit: a writeback call per norm vector costs more than it saves. */
+static void early_writeback(const wshard *sh, uint64_t off, size_t n)
+{
+#if defined(__linux__)
+    if (n >= EARLY_WRITEBACK_MIN)
+        (void)sync_file_range(sh->fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)sh, (void)off, (void)n;
+#endif
+}
+
 int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size_t nbytes,
                        cq_error *err)
 {
@@ -506,6 +521,7 @@ int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size
         return cq_errorf_errno(err, CQ_E_IO, "'%s/%s': tensor '%s': write failed", w->dir,
                                sh->name, name);
     t->written = 1;
+    early_writeback(sh, sh->data_off + t->begin, nbytes);
     return CQ_OK;
 }
 
@@ -552,7 +568,13 @@ static int write_index(const cq_st_writer *w, cq_error *err)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", w->dir);
-    int rc = cq_atomic_write(path, b.p, b.n, 1, err);
+    /* A new file, not a replacement (a resumed run's index is removed first): inside an output
+     * folder under construction it is then left to the folder's commit to sync (outdir.h). */
+    int rc = CQ_OK;
+    if (unlink(path) != 0 && errno != ENOENT)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot replace", path);
+    if (rc == CQ_OK)
+        rc = cq_atomic_write(path, b.p, b.n, 0, err);
     free(b.p);
     return rc;
 }
