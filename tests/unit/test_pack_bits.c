@@ -1,6 +1,7 @@
 /* The dense bit stream against a naive bit-by-bit packer written from the definition in notes
  * §B.2/§D.2 (value i occupies stream bits [b*i, b*i+b), LSB first), plus hand-computed words. */
 #include "cq_test.h"
+#include "core/cpu.h"
 #include "cquant/pack.h"
 
 #include <stdint.h>
@@ -43,8 +44,11 @@ CQ_TEST(bits_match_naive_all_widths_and_lengths)
     uint32_t *back = malloc(MAXN * 4);
     uint8_t *v8 = malloc(MAXN);
     int bad = 0;
+    /* pass 1 with the portable code forced (the AVX2 4-bit packer otherwise, where present) */
+    for (int pass = 0; pass < 2; pass++)
     for (int b = 1; b <= 8; b++)
         for (int64_t n = 0; n <= MAXN; n += (n < 100 ? 1 : 37)) {
+            cq_cpu_force_baseline(pass == 1);
             int64_t nw = cq_bits_words(n, b);
             if (nw != (n * b + 31) / 32)
                 bad++;
@@ -77,6 +81,7 @@ CQ_TEST(bits_match_naive_all_widths_and_lengths)
                     break;
                 }
         }
+    cq_cpu_force_baseline(false);
     CQ_CHECK_EQ_INT(bad, 0);
     free(v), free(got), free(want), free(back), free(v8);
 }
