@@ -371,6 +371,8 @@ static int check_resources(run_state *s, cq_error *err)
     int rc = plan_resources(s, &p, err);
     if (rc == CQ_OK)
         s->workers = plan_workers(s, &p);
+    if (getenv("CQ_WORKERS_TMP"))
+        s->workers = atoi(getenv("CQ_WORKERS_TMP"));
     p.peak_bytes = p.peak_bytes > SIZE_MAX - s->job->producer_peak
                        ? SIZE_MAX
                        : p.peak_bytes + s->job->producer_peak;

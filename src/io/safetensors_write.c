@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { EARLY_WRITEBACK_MIN = 64 << 10 };
+enum { EARLY_WRITEBACK = 4 << 20 };
 
 typedef struct wtensor {
     char *name;
@@ -36,6 +36,7 @@ typedef struct wshard {
     uint64_t data_off, data_size;
     size_t *members; /* tensor indices in file order */
     size_t count;
+    size_t unsynced; /* bytes written since writeback was last started (early_writeback) */
 } wshard;
 
 struct cq_st_writer {
@@ -490,16 +491,21 @@ static wtensor *find(cq_st_writer *w, const char *name)
     return NULL;
 }
 
-/* Start the disk writing the bytes just written (Linux; advice, errors are fsync's to report):
- * the commit's fsync then waits for the last tensors only, not the whole output. Small
- * tensors are left to the commit: a writeback call per norm vector costs more than it saves. */
-static void early_writeback(const wshard *sh, uint64_t off, size_t n)
+/* Start the disk writing what was written so far (Linux; advice only, errors are fsync's to
+ * report), once every EARLY_WRITEBACK bytes per shard: the commit's fsync then waits for the
+ * last few MB only, not the whole output, and one call per few MB lets the file system
+ * allocate large extents (a call per tensor costs more CPU for no gain). The counter is only
+ * a trigger: a lost update under concurrent writers just moves a call. */
+static void early_writeback(wshard *sh, size_t n)
 {
 #if defined(__linux__)
-    if (n >= EARLY_WRITEBACK_MIN)
-        (void)sync_file_range(sh->fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
+    size_t since = __atomic_add_fetch(&sh->unsynced, n, __ATOMIC_RELAXED);
+    if (since >= EARLY_WRITEBACK) {
+        __atomic_store_n(&sh->unsynced, 0, __ATOMIC_RELAXED);
+        (void)sync_file_range(sh->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
 #else
-    (void)sh, (void)off, (void)n;
+    (void)sh, (void)n;
 #endif
 }
 
@@ -521,7 +527,7 @@ int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size
         return cq_errorf_errno(err, CQ_E_IO, "'%s/%s': tensor '%s': write failed", w->dir,
                                sh->name, name);
     t->written = 1;
-    early_writeback(sh, sh->data_off + t->begin, nbytes);
+    early_writeback(sh, nbytes);
     return CQ_OK;
 }
 
