@@ -29,6 +29,8 @@ typedef struct cq_outdir {
     int lock_fd;  /* -1 when not active */
     int force;
     int slot;     /* signal-cleanup registry slot, -1 when none */
+    int no_sync;  /* set before commit: rename without fsyncs (survives a crash of the
+                   * process, not a power loss: the folder may then be incomplete) */
 } cq_outdir;
 
 #define CQ_OUTDIR_LOCK ".cquant.lock"

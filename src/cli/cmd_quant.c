@@ -57,6 +57,8 @@ int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_BOOL(0, "strict", &job.strict,
                  "fail when a layer's shape does not fit the format (default: keep it float)"),
         OPT_BOOL(0, "force", &job.force, "replace an existing output folder"),
+        OPT_BOOL(0, "no-sync", &job.no_sync,
+                 "no fsync before the rename: safe if cquant dies, not on power loss"),
         OPT_STRING(0, "report", &job.report_path, "FILE",
                    "write the JSON report to FILE (default OUT/cquant-report.json)", NULL),
         OPT_STRING('o', "output", &job.out, "OUT",

@@ -26,6 +26,9 @@
 
 enum { ACT_COPY, ACT_QUANT, ACT_SKIP };
 enum { CQ_QUANT_MAX_WORKERS = 8 };
+/* Phases of a run, timed for -v: open, plan and start the writer; the tensors; the index and
+ * small files; waiting for the input hashes (and the report); then the commit. */
+enum { PH_START, PH_TENSORS, PH_FILES, PH_HASHES, PH_COUNT };
 
 typedef struct plan_item {
     const cq_st_tensor *t;
@@ -36,7 +39,6 @@ typedef struct plan_item {
 /* Input hashes for the report are computed on a second thread while the main one quantizes:
  * sha256 of the shards is otherwise the largest single cost of an RTN run (a full extra pass
  * over the input). */
-typedef struct ph { double wall, cpu, rq; } ph;
 typedef struct hasher {
     pthread_t thread;
     bool started;
@@ -62,18 +64,16 @@ struct cq_quant_sink {
     double t0;
     hasher hash;
     int workers;           /* tensors in flight at once (plan_workers) */
+    double phase[PH_COUNT]; /* when each phase ended (now_s), for -v */
     bool resumed;          /* the temporary folder of a killed run was kept (--resume) */
     bool keep;             /* on failure, leave the temporary folder for --resume */
     int64_t *quant_idx;    /* items planned for quantization (producer view) */
     int64_t n_quant;
 };
 
-static ph ph_now(void);
-static void ph_print(const char *what, ph a, ph b);
 static void *hash_main(void *arg)
 {
     hasher *h = arg;
-    ph a = ph_now();
     size_t n = cq_st_shard_count(h->m);
     const char **paths = malloc((n ? n : 1) * sizeof *paths);
     if (!paths) {
@@ -84,7 +84,6 @@ static void *hash_main(void *arg)
         paths[i] = cq_st_shard_path(h->m, i);
     h->rc = cq_report_hash_files(paths, n, h->digest, h->bytes, &h->err);
     free(paths);
-    ph_print("HASHTHREAD", a, ph_now());
     return NULL;
 }
 
@@ -124,37 +123,24 @@ static int hasher_finish(hasher *h, cq_report *r, cq_error *err)
     return rc;
 }
 
-/* TEMP profiling */
-static ph ph_now(void)
-{
-    ph r;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    r.wall = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    r.cpu = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    r.rq = 0;
-    FILE *f = fopen("/proc/thread-self/schedstat", "r");
-    if (f) {
-        unsigned long long a, b;
-        if (fscanf(f, "%llu %llu", &a, &b) == 2)
-            r.rq = 1e-9 * (double)b;
-        fclose(f);
-    }
-    return r;
-}
-static void ph_print(const char *what, ph a, ph b)
-{
-    double w = b.wall - a.wall, c = b.cpu - a.cpu, q = b.rq - a.rq;
-    cq_debug("PH %-10s wall %6.1f cpu %6.1f runq %6.1f blocked %6.1f", what, 1e3 * w, 1e3 * c,
-             1e3 * q, 1e3 * (w - c - q));
-}
 
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One -v line of where the time went (the commit is the fsyncs and the rename). */
+static void log_phases(const run_state *s)
+{
+    const double *p = s->phase;
+    cq_debug("time: plan %.1f ms, tensors %.1f ms (%d at once), files %.1f ms, hashes %.1f ms "
+             "more, commit %.1f ms, total %.1f ms%s", 1e3 * (p[PH_START] - s->t0),
+             1e3 * (p[PH_TENSORS] - p[PH_START]), s->workers,
+             1e3 * (p[PH_FILES] - p[PH_TENSORS]), 1e3 * (p[PH_HASHES] - p[PH_FILES]),
+             1e3 * (now_s() - p[PH_HASHES]), 1e3 * (now_s() - s->t0),
+             s->job->no_sync ? " (--no-sync)" : "");
 }
 
 /* "<dir>/<name>" with a length check: paths come from the user. */
@@ -371,8 +357,6 @@ static int check_resources(run_state *s, cq_error *err)
     int rc = plan_resources(s, &p, err);
     if (rc == CQ_OK)
         s->workers = plan_workers(s, &p);
-    if (getenv("CQ_WORKERS_TMP"))
-        s->workers = atoi(getenv("CQ_WORKERS_TMP"));
     p.peak_bytes = p.peak_bytes > SIZE_MAX - s->job->producer_peak
                        ? SIZE_MAX
                        : p.peak_bytes + s->job->producer_peak;
@@ -382,10 +366,10 @@ static int check_resources(run_state *s, cq_error *err)
     if (rc == CQ_OK)
         rc = cq_plan_check_disk(&p, dir, err);
     char a[32], b[32];
-    cq_format_bytes(p.peak_bytes, a, sizeof a);
+    size_t one = p.peak_bytes - CQ_PLAN_FIXED_OVERHEAD - s->job->producer_peak;
+    cq_format_bytes(p.peak_bytes + one * (size_t)(s->workers - 1), a, sizeof a);
     cq_format_bytes(p.output_bytes, b, sizeof b);
-    cq_debug("plan: peak memory %s per tensor in flight, %d at once; output %s", a, s->workers,
-             b);
+    cq_debug("plan: peak memory %s (%d tensors at once), output %s", a, s->workers, b);
     return rc;
 }
 
@@ -911,31 +895,28 @@ static int build_output(run_state *s, cq_error *err)
     const char *dir = cq_outdir_path(&s->od);
     char path[4096];
     int rc;
-    ph t1 = ph_now(), t2, t3, t4, t5;
-    if ((rc = cq_st_writer_create(&s->w, dir, s->job->max_shard_bytes, err)) != CQ_OK ||
-        (rc = plan_writer(s, err)) != CQ_OK ||
+    if ((rc = cq_st_writer_create(&s->w, dir, s->job->max_shard_bytes, err)) != CQ_OK)
+        return rc;
+    if (s->job->no_sync)
+        cq_st_writer_no_writeback(s->w);
+    if ((rc = plan_writer(s, err)) != CQ_OK ||
         (rc = cq_st_writer_meta(s->w, "quantized_by", "cquant " CQ_VERSION, err)) != CQ_OK ||
         (rc = s->resumed ? cq_st_writer_reopen(s->w, err) : cq_st_writer_start(s->w, err)) ||
         (rc = index_quant(s, err)) != CQ_OK)
         return rc;
-    t2 = ph_now();
+    s->phase[PH_START] = now_s();
     if ((rc = stream_tensors(s, err)) != CQ_OK)
         return rc;
-    t3 = ph_now();
+    s->phase[PH_TENSORS] = now_s();
     if ((rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
         (rc = cq_copy_aux_files(cq_st_dir(s->m), dir, err)) != CQ_OK ||
         (rc = write_configs(s, dir, err)) != CQ_OK)
         return rc;
-    t4 = ph_now();
+    s->phase[PH_FILES] = now_s();
     if ((rc = hasher_finish(&s->hash, s->report, err)) != CQ_OK ||
         (rc = cq_report_finish(s->report, now_s() - s->t0, err)) != CQ_OK)
         return rc;
-    t5 = ph_now();
-    ph_print("wstart", t1, t2);
-    ph_print("tensors", t2, t3);
-    ph_print("finish", t3, t4);
-    ph_print("hashwait", t4, t5);
-    ph_print("report", t5, ph_now());
+    s->phase[PH_HASHES] = now_s();
     /* The report sits inside the folder unless --report names another place; that one is
      * written only after the folder is committed, so a failed run leaves neither. */
     if (s->job->report_path)
@@ -995,7 +976,6 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
     run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = now_s(),
                    .workers = 1};
     int rc;
-    ph tsetup = ph_now();
     memset(sum, 0, sizeof *sum);
     if (job->out)
         snprintf(sum->out, sizeof sum->out, "%s", job->out);
@@ -1012,13 +992,13 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         (rc = check_resources(&s, err)) != CQ_OK || (rc = begin_output(&s, err)) != CQ_OK ||
         (rc = start_report(&s, err)) != CQ_OK)
         goto done;
-    ph_print("setup", tsetup, ph_now());
     if ((rc = build_output(&s, err)) != CQ_OK)
         goto done;
-    ph tc = ph_now();
+    s.od.no_sync = job->no_sync;
     rc = cq_outdir_commit(&s.od, err);
     sum->seconds = now_s() - s.t0;
-    ph_print("commit", tc, ph_now());
+    if (rc == CQ_OK)
+        log_phases(&s);
     if (rc == CQ_OK && job->report_path)
         rc = cq_report_write(s.report, job->report_path, job->force, err);
 done:

@@ -527,7 +527,7 @@ int cq_outdir_commit(cq_outdir *o, cq_error *err)
         return rc;
     }
     free(lp);
-    if (fsync_tree(dfd, 0) != 0) {
+    if (!o->no_sync && fsync_tree(dfd, 0) != 0) {
         int rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot sync", o->tmp_path);
         free(sp);
         close(dfd);
@@ -547,7 +547,8 @@ int cq_outdir_commit(cq_outdir *o, cq_error *err)
         free(sp);
         return rc; /* the temp folder stays; abort removes it and the side lock */
     }
-    fsync_parent(o->final_path);
+    if (!o->no_sync)
+        fsync_parent(o->final_path);
     unlink(sp);
     free(sp);
     if (aside)

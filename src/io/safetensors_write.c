@@ -50,6 +50,7 @@ struct cq_st_writer {
     wshard *shards;
     size_t nshards;
     size_t *by_name;
+    int no_writeback; /* cq_st_writer_no_writeback */
 };
 
 /* Rank of a dtype in the reference's `Dtype` enum (declared in increasing alignment). */
@@ -496,16 +497,18 @@ static wtensor *find(cq_st_writer *w, const char *name)
  * last few MB only, not the whole output, and one call per few MB lets the file system
  * allocate large extents (a call per tensor costs more CPU for no gain). The counter is only
  * a trigger: a lost update under concurrent writers just moves a call. */
-static void early_writeback(wshard *sh, size_t n)
+static void early_writeback(const cq_st_writer *w, wshard *sh, size_t n)
 {
 #if defined(__linux__)
+    if (w->no_writeback)
+        return;
     size_t since = __atomic_add_fetch(&sh->unsynced, n, __ATOMIC_RELAXED);
     if (since >= EARLY_WRITEBACK) {
         __atomic_store_n(&sh->unsynced, 0, __ATOMIC_RELAXED);
         (void)sync_file_range(sh->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     }
 #else
-    (void)sh, (void)n;
+    (void)w, (void)sh, (void)n;
 #endif
 }
 
@@ -527,7 +530,7 @@ int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size
         return cq_errorf_errno(err, CQ_E_IO, "'%s/%s': tensor '%s': write failed", w->dir,
                                sh->name, name);
     t->written = 1;
-    early_writeback(sh, nbytes);
+    early_writeback(w, sh, nbytes);
     return CQ_OK;
 }
 
@@ -539,6 +542,8 @@ int cq_st_writer_mark_written(cq_st_writer *w, const char *name, cq_error *err)
     t->written = 1;
     return CQ_OK;
 }
+
+void cq_st_writer_no_writeback(cq_st_writer *w) { w->no_writeback = 1; }
 
 int cq_st_writer_sync(cq_st_writer *w, cq_error *err)
 {
@@ -599,7 +604,8 @@ int cq_st_writer_finish(cq_st_writer *w, cq_error *err)
         wshard *sh = &w->shards[s];
         int bad = 0;
 #if defined(__linux__)
-        (void)sync_file_range(sh->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* advice only */
+        if (!w->no_writeback)
+            (void)sync_file_range(sh->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* advice only */
 #endif
         bad |= close(sh->fd) != 0;
         sh->fd = -1;
