@@ -4,7 +4,8 @@
 #   scripts/fault_inject.sh [-n TRIALS] [-a AWQ_TRIALS] [-b CQ_BIN] [-m MODEL] [-s SLOW_MODEL]
 #                           [-k KEEP_DIR]
 #
-# 1. kill -9 at random points of `rtn` runs (TRIALS, default 100) and of `awq` runs (AWQ_TRIALS,
+# 1. kill -9 at random points of `rtn` runs (TRIALS, default 100; every other one with --no-sync)
+#    and of `awq` runs (AWQ_TRIALS,
 #    default TRIALS/10 and at least 3; calibration: a generated calib.bin of 2 x 32 ids): the destination is either
 #    absent or byte-identical to a reference run; a later run cleans the stale temporary folder
 #    (and only its own: a sibling run's temporary survives) and produces identical bytes.
@@ -84,7 +85,10 @@ for ((i = 1; i <= TRIALS; i++)); do
     rm -rf "$D/o"
     # uniform in [0, 1.2 * duration): some kills land after the commit
     delay=$(awk -v d="$DUR" -v r=$RANDOM 'BEGIN{printf "%.4f", 1.2 * d * r / 32768}')
-    "$BIN" -q rtn "$MODEL" -o "$D/o" >/dev/null 2>&1 &
+    # every other killed run commits without fsync (--no-sync): the rename alone must still
+    # be the only way the destination appears
+    nosync=(); [ $((i % 2)) = 0 ] && nosync=(--no-sync)
+    "$BIN" -q rtn "${nosync[@]}" "$MODEL" -o "$D/o" >/dev/null 2>&1 &
     pid=$!
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null
