@@ -146,6 +146,32 @@ SHANI static void blocks2_shani(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8
     shani_store(ha, abef_a, cdgh_a);
     shani_store(hb, abef_b, cdgh_b);
 }
+/* Three messages at once: the same with a third chain (about 12% more bytes per cycle than
+ * two on this machine's EPYC: the unit is nearly busy with two). */
+SHANI static void blocks3_shani(uint32_t *h[3], const uint8_t *p[3], size_t nblocks)
+{
+    __m128i abef[3], cdgh[3];
+    const uint8_t *pa = p[0], *pb = p[1], *pc = p[2];
+    for (int l = 0; l < 3; l++)
+        shani_load(h[l], &abef[l], &cdgh[l]);
+    for (; nblocks > 0; nblocks--, pa += 64, pb += 64, pc += 64) {
+        __m128i a0 = abef[0], c0 = cdgh[0], a1 = abef[1], c1 = cdgh[1], a2 = abef[2], c2 = cdgh[2];
+        __m128i wa[4], wb[4], wc[4];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            __m128i ka = shani_sched(wa, pa, i), kb = shani_sched(wb, pb, i);
+            __m128i kc = shani_sched(wc, pc, i);
+            shani_rounds(&abef[0], &cdgh[0], ka);
+            shani_rounds(&abef[1], &cdgh[1], kb);
+            shani_rounds(&abef[2], &cdgh[2], kc);
+        }
+        abef[0] = _mm_add_epi32(abef[0], a0), cdgh[0] = _mm_add_epi32(cdgh[0], c0);
+        abef[1] = _mm_add_epi32(abef[1], a1), cdgh[1] = _mm_add_epi32(cdgh[1], c1);
+        abef[2] = _mm_add_epi32(abef[2], a2), cdgh[2] = _mm_add_epi32(cdgh[2], c2);
+    }
+    for (int l = 0; l < 3; l++)
+        shani_store(h[l], abef[l], cdgh[l]);
+}
 #undef SHANI
 #else
 static void blocks_shani(uint32_t h[8], const uint8_t *p, size_t nblocks)
@@ -158,6 +184,12 @@ static void blocks2_shani(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8], con
 {
     blocks_portable(ha, pa, nblocks);
     blocks_portable(hb, pb, nblocks);
+}
+
+static void blocks3_shani(uint32_t *h[3], const uint8_t *p[3], size_t nblocks)
+{
+    for (int l = 0; l < 3; l++)
+        blocks_portable(h[l], p[l], nblocks);
 }
 #endif
 
@@ -214,6 +246,25 @@ void cq_sha256_update2(cq_sha256 *a, const void *pa, cq_sha256 *b, const void *p
     b->nbytes += 64 * nblocks;
     cq_sha256_update(a, (const uint8_t *)pa + 64 * nblocks, len - 64 * nblocks);
     cq_sha256_update(b, (const uint8_t *)pb + 64 * nblocks, len - 64 * nblocks);
+}
+
+void cq_sha256_update3(cq_sha256 *a, const void *pa, cq_sha256 *b, const void *pb,
+                       cq_sha256 *c, const void *pc, size_t len)
+{
+    size_t nblocks = len / 64;
+    if (a->nbuf || b->nbuf || c->nbuf || !nblocks || !cq_cpu_shani()) {
+        cq_sha256_update2(a, pa, b, pb, len);
+        cq_sha256_update(c, pc, len);
+        return;
+    }
+    uint32_t *h[3] = {a->h, b->h, c->h};
+    const uint8_t *p[3] = {pa, pb, pc};
+    blocks3_shani(h, p, nblocks);
+    size_t done = 64 * nblocks;
+    a->nbytes += done, b->nbytes += done, c->nbytes += done;
+    cq_sha256_update(a, p[0] + done, len - done);
+    cq_sha256_update(b, p[1] + done, len - done);
+    cq_sha256_update(c, p[2] + done, len - done);
 }
 
 void cq_sha256_final(cq_sha256 *s, uint8_t digest[32])

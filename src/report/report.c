@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,9 +142,9 @@ int cq_report_hash_file(const char *path, uint8_t digest[32], int64_t *size, cq_
     return CQ_OK;
 }
 
-/* ---- several files: two at a time ---- */
+/* ---- several files: three at a time ---- */
 
-enum { HASH_WINDOW = 2 << 20 };
+enum { HASH_WINDOW = 2 << 20, HASH_LANES = 3 };
 
 typedef struct hash_lane {
     size_t file;    /* index into the caller's arrays */
@@ -214,39 +215,60 @@ static int lane_fill(hash_lane *l, const char *const *paths, size_t n, size_t *n
     }
 }
 
-/* Hash one lane's bytes, or both lanes' together (cq_sha256_update2) while both have at least
- * a block: windows start at multiples of 64 in their files, so both stay block-aligned and
- * only a file's last partial block goes through the one-lane path. */
-static void lanes_step(hash_lane *a, hash_lane *b)
+/* Hash what the lanes hold: every lane with at least a block goes into one interleaved call
+ * (cq_sha256_update2/3) of the bytes all of them have, rounded to blocks. Windows start at
+ * multiples of 64 in their files, so lanes stay block-aligned and only a file's last partial
+ * block (taken first, alone) goes through the one-lane path. */
+static void lanes_step(hash_lane *lane, int n)
 {
-    size_t ra = a->fd >= 0 ? a->win_len - a->pos : 0, rb = b->fd >= 0 ? b->win_len - b->pos : 0;
-    if (ra >= 64 && rb >= 64) {
-        size_t k = (ra < rb ? ra : rb) & ~(size_t)63;
-        cq_sha256_update2(&a->ctx, a->win + a->pos, &b->ctx, b->win + b->pos, k);
-        a->pos += k;
-        b->pos += k;
-        return;
+    hash_lane *busy[HASH_LANES];
+    int nb = 0;
+    size_t k = SIZE_MAX;
+    for (int i = 0; i < n; i++) {
+        hash_lane *l = &lane[i];
+        size_t r = l->fd >= 0 ? l->win_len - l->pos : 0;
+        if (r > 0 && r < 64) { /* a file's tail */
+            cq_sha256_update(&l->ctx, l->win + l->pos, r);
+            l->pos += r;
+            return;
+        }
+        if (r >= 64) {
+            busy[nb++] = l;
+            k = r < k ? r : k;
+        }
     }
-    hash_lane *l = ra && (ra < 64 || !rb) ? a : b; /* a tail first, else the only busy lane */
-    size_t k = l == a ? ra : rb;
-    cq_sha256_update(&l->ctx, l->win + l->pos, k);
-    l->pos += k;
+    if (nb > 1)
+        k &= ~(size_t)63;
+    if (nb == 3)
+        cq_sha256_update3(&busy[0]->ctx, busy[0]->win + busy[0]->pos, &busy[1]->ctx,
+                          busy[1]->win + busy[1]->pos, &busy[2]->ctx,
+                          busy[2]->win + busy[2]->pos, k);
+    else if (nb == 2)
+        cq_sha256_update2(&busy[0]->ctx, busy[0]->win + busy[0]->pos, &busy[1]->ctx,
+                          busy[1]->win + busy[1]->pos, k);
+    else if (nb == 1)
+        cq_sha256_update(&busy[0]->ctx, busy[0]->win + busy[0]->pos, k);
+    for (int i = 0; i < nb; i++)
+        busy[i]->pos += k;
 }
 
 int cq_report_hash_files(const char *const *paths, size_t n, uint8_t (*digest)[32],
                          int64_t *bytes, cq_error *err)
 {
-    hash_lane lane[2] = {{.fd = -1}, {.fd = -1}};
+    hash_lane lane[HASH_LANES] = {{.fd = -1}, {.fd = -1}, {.fd = -1}};
     size_t next = 0;
     int rc = CQ_OK;
     for (;;) {
-        for (int i = 0; i < 2 && rc == CQ_OK; i++)
+        int active = 0;
+        for (int i = 0; i < HASH_LANES && rc == CQ_OK; i++) {
             rc = lane_fill(&lane[i], paths, n, &next, digest, bytes, err);
-        if (rc != CQ_OK || (lane[0].fd < 0 && lane[1].fd < 0))
+            active += lane[i].fd >= 0;
+        }
+        if (rc != CQ_OK || !active)
             break;
-        lanes_step(&lane[0], &lane[1]);
+        lanes_step(lane, HASH_LANES);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < HASH_LANES; i++) {
         lane_unmap(&lane[i]);
         if (lane[i].fd >= 0)
             close(lane[i].fd);

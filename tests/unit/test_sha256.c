@@ -208,3 +208,47 @@ CQ_TEST(update2_matches_two_updates)
     CQ_CHECK_EQ_INT(bad, 0);
     free(a), free(b);
 }
+
+CQ_TEST(update3_matches_three_updates)
+{
+    /* cq_sha256_update3 as update2 above: pieces that end mid-block switch to the one-stream
+     * path; digests equal the portable one-stream digests of each buffer. */
+    enum { MAX = 12000 };
+    uint8_t *buf[3];
+    for (int l = 0; l < 3; l++) {
+        buf[l] = malloc(MAX);
+        CQ_CHECK(buf[l] != NULL);
+        if (!buf[l])
+            return;
+        for (size_t i = 0; i < MAX; i++)
+            buf[l][i] = next_byte();
+    }
+    static const size_t pieces[] = {64, 4096, 1, 63, 65, 1000, 7};
+    int bad = 0;
+    for (int base = 0; base < 2; base++)
+        for (size_t k = 0; k < sizeof pieces / sizeof *pieces; k++) {
+            cq_sha256 s[3], r[3];
+            uint8_t d[3][32], e[3][32];
+            cq_cpu_force_baseline(base != 0);
+            for (int l = 0; l < 3; l++)
+                cq_sha256_init(&s[l]);
+            size_t off = 0;
+            for (size_t step = pieces[k]; off + step <= MAX; off += step)
+                cq_sha256_update3(&s[0], buf[0] + off, &s[1], buf[1] + off, &s[2], buf[2] + off,
+                                  step);
+            cq_cpu_force_baseline(true);
+            for (int l = 0; l < 3; l++) {
+                cq_sha256_final(&s[l], d[l]);
+                cq_sha256_init(&r[l]);
+                cq_sha256_update(&r[l], buf[l], off);
+                cq_sha256_final(&r[l], e[l]);
+                if (memcmp(d[l], e[l], 32) && bad++ < 3)
+                    CQ_FAIL("update3 lane %d in pieces of %zu (%s path): digests differ", l,
+                            pieces[k], base ? "portable" : "fast");
+            }
+            cq_cpu_force_baseline(false);
+        }
+    CQ_CHECK_EQ_INT(bad, 0);
+    for (int l = 0; l < 3; l++)
+        free(buf[l]);
+}
