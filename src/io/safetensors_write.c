@@ -374,11 +374,16 @@ static void header_json(const cq_st_writer *w, const wshard *sh, sbuf *b)
         sb_put(b, " ", 1);
 }
 
+/* At most WRITE_CHUNK per call: a write holds the file's inode lock for its whole length,
+ * and the other workers writing the same shard spin on that lock meanwhile (a 6 MB embedding
+ * kept another worker spinning for ms). */
+enum { WRITE_CHUNK = 1 << 20 };
+
 static int pwrite_all(int fd, const void *data, size_t n, uint64_t off)
 {
     const char *p = data;
     while (n > 0) {
-        ssize_t k = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
+        ssize_t k = pwrite(fd, p, n > WRITE_CHUNK ? WRITE_CHUNK : n, (off_t)off);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
