@@ -329,16 +329,16 @@ static void parent_dir(const char *out, char *buf, size_t n)
         *slash = 0;
 }
 
-/* How many tensors to work on at once: one per CPU, but extra workers may add at most
- * EXTRA_WORKER_BYTES to the planned peak (so a model whose Linears are large keeps one tensor
- * in flight and the peak stays that of one tensor), and never beyond --max-memory.
+/* How many tensors to work on at once: one per CPU (or per --threads), but extra workers may
+ * add at most EXTRA_WORKER_BYTES to the planned peak (so a model whose Linears are large keeps
+ * one tensor in flight and the peak stays that of one tensor), never beyond --max-memory.
  * Producers (gptq) and replaced tensors (awq) keep one: their callbacks are not shared. */
 enum { EXTRA_WORKER_BYTES = 32 << 20 };
 
 static int plan_workers(const run_state *s, const cq_plan *p)
 {
     const cq_quant_job *job = s->job;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = job->q.threads > 0 ? job->q.threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (job->produce || job->source || cpus <= 1 || s->n_items <= 1)
         return 1;
     size_t one = p->peak_bytes - CQ_PLAN_FIXED_OVERHEAD; /* the worst tensor in flight */

@@ -1,5 +1,6 @@
 # Determinism: the same input and options give byte-identical checkpoints across runs and across
-# OpenBLAS thread counts (1 and 2), for each layout, sym/asym, --mse and sharded output.
+# worker counts (--threads 1 and 2: tensors worked on at once; rtn loads no BLAS), for each
+# layout, sym/asym, --mse and sharded output.
 # The report (cquant-report.json) holds timings and is excluded; everything else is compared.
 . "$(dirname "$0")/lib.sh"
 
@@ -19,9 +20,9 @@ while read -r opts; do
     [ "$i" -eq 1 ] && runs="1 2 2" # one set also checks run-to-run at the same thread count
     for th in $runs; do
         rm -rf "$T/o$th"
-        OPENBLAS_NUM_THREADS=$th expect 0 "$CQ_BIN" -q rtn $opts "$TINY" -o "$T/o$th"
+        expect 0 "$CQ_BIN" -q rtn --threads "$th" $opts "$TINY" -o "$T/o$th"
         [ -e "$T/first" ] || cp -r "$T/o$th" "$T/first"
-        same "$T/first" "$T/o$th" && ok || fail "rtn $opts: OPENBLAS_NUM_THREADS=$th differs"
+        same "$T/first" "$T/o$th" && ok || fail "rtn $opts: --threads $th differs"
     done
     rm -rf "$T/first"
 done <<'CASES'
@@ -30,5 +31,5 @@ done <<'CASES'
 -b 4 -g 128 --asym -f awq
 -b 8 -g -1 -f ct --max-shard-size 2MB
 CASES
-echo "determinism: $i option sets, OpenBLAS threads 1 and 2 (and 2 again for the first)"
+echo "determinism: $i option sets, --threads 1 and 2 (and 2 again for the first)"
 finish
