@@ -14,6 +14,7 @@
 #      continues after the last finished layer; rtn and awq keep no state and start over);
 #    - afterwards no temporary of ours is left, while a foreign stale temporary
 #      (`other.cquant-tmp`, lockless, as a killed run of another output leaves it) survives.
+#    Every fourth rtn trial runs with --no-sync (commit by rename alone).
 # 2. SIGTERM and SIGINT at a random time once the run writes, per command: exit 130 and one
 #    stderr line; nothing at OUT; rtn and awq leave no temporary; gptq keeps its state (as
 #    documented) and `--resume` then gives the reference's bytes. Also a double SIGINT (the
@@ -132,7 +133,11 @@ for c in $CMDS; do
         TOTAL=$((TOTAL + 1))
         rm -rf "$D/o" "$D"/o.cquant-*
         delay=$(rnd "$(awk -v d="${DUR[$c]}" 'BEGIN{print 1.2 * d}')")
-        "$BIN" "${ARGS[@]}" -o "$D/o" >/dev/null 2>&1 &
+        # every fourth killed rtn run commits without fsync (--no-sync): the rename alone must
+        # still be the only way the destination appears
+        nosync=()
+        [ "$c" = rtn ] && [ $((i % 4)) = 0 ] && nosync=(--no-sync)
+        "$BIN" "${ARGS[@]}" "${nosync[@]}" -o "$D/o" >/dev/null 2>&1 &
         pid=$!
         sleep "$delay"
         kill -9 "$pid" 2>/dev/null

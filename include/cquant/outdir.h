@@ -29,6 +29,8 @@ typedef struct cq_outdir {
     int lock_fd;  /* -1 when not active */
     int force;
     int slot;     /* signal-cleanup registry slot, -1 when none */
+    int no_sync;  /* set before commit: rename without fsyncs (survives a crash of the
+                   * process, not a power loss: the folder may then be incomplete) */
 } cq_outdir;
 
 #define CQ_OUTDIR_LOCK ".cquant.lock"
@@ -59,7 +61,9 @@ typedef struct cq_atomic_file {
 int cq_atomic_file_begin(cq_atomic_file *f, const char *final_path, int force, cq_error *err);
 int cq_atomic_file_write(cq_atomic_file *f, const void *data, size_t n, cq_error *err);
 /* fsync, rename into place (refusing to replace an existing file unless force), fsync the
- * folder. On failure the temp file is removed. */
+ * folder. On failure the temp file is removed. A new file (!force) inside an output folder
+ * this process is building (cq_outdir_begin/resume, not yet committed) skips both fsyncs:
+ * cq_outdir_commit syncs every file of the folder before renaming it into place. */
 int cq_atomic_file_commit(cq_atomic_file *f, cq_error *err);
 void cq_atomic_file_abort(cq_atomic_file *f);
 /* Write N bytes to PATH atomically in one call. */

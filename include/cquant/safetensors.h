@@ -80,6 +80,9 @@ int cq_st_writer_start(cq_st_writer *w, cq_error *err);
 int cq_st_writer_reopen(cq_st_writer *w, cq_error *err);
 /* Count a tensor as written (its bytes are already in the reopened file). */
 int cq_st_writer_mark_written(cq_st_writer *w, const char *name, cq_error *err);
+/* The output will not be synced (the caller commits without fsync): leave writeback to the
+ * kernel instead of starting it early. */
+void cq_st_writer_no_writeback(cq_st_writer *w);
 /* fdatasync every open shard (a checkpoint for resuming must not claim unsynced data). */
 int cq_st_writer_sync(cq_st_writer *w, cq_error *err);
 /* Write a planned tensor's bytes (any order; nbytes must match the plan). Threads may write

@@ -60,6 +60,11 @@ int cmd_quant(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_BOOL(0, "force", &job.force, "replace an existing output folder"),
         OPT_BOOL(0, "resume", &restart, "after a killed run: accepted as for gptq; rtn keeps no "
                  "per-layer state, so the run starts over (the stale temporary is removed)"),
+        OPT_INT(0, "threads", &job.q.threads, "N",
+                "tensors worked on at once; 0 = one per CPU (same bytes either way)", 0, 256,
+                NULL),
+        OPT_BOOL(0, "no-sync", &job.no_sync,
+                 "no fsync before the rename: safe if cquant dies, not on power loss"),
         OPT_STRING(0, "report", &job.report_path, "FILE",
                    "write the JSON report to FILE (default OUT/cquant-report.json)", NULL),
         OPT_STRING('o', "output", &job.out, "OUT",

@@ -6,8 +6,10 @@
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
+#include "linalg/blas_threads.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +252,16 @@ static int run_main(int argc, char **argv)
     if (!args)
         return CQ_EXIT_NOMEM;
     memcpy(args, argv + i, (size_t)(argc - i) * sizeof *args);
+    /* Commands that compute load OpenBLAS up front, so a missing library is a clean error;
+     * these never call it and skip the cost (linalg/blas_threads.h). */
+    static const char *const no_blas[] = {"inspect", "rtn", "dequant", "report", "help"};
+    bool blas = true;
+    for (size_t k = 0; k < sizeof no_blas / sizeof *no_blas; k++)
+        blas &= strcmp(c->name, no_blas[k]) != 0;
+    if (blas && (rc = cq_blas_load(&err)) != CQ_OK) {
+        free(args);
+        return report_failure(&cli, &err);
+    }
     cq_signals_install();
     /* Past a file-size limit (ulimit -f) write() must fail with EFBIG, reported as an I/O
      * error with the usual cleanup, rather than SIGXFSZ killing us with temporaries left. */

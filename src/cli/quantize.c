@@ -26,6 +26,10 @@
 #include <unistd.h>
 
 enum { ACT_COPY, ACT_QUANT, ACT_SKIP };
+enum { CQ_QUANT_MAX_WORKERS = 8 };
+/* Phases of a run, timed for -v: open, plan and start the writer; the tensors; the index and
+ * small files; waiting for the input hashes (and the report); then the commit. */
+enum { PH_START, PH_TENSORS, PH_FILES, PH_HASHES, PH_COUNT };
 
 typedef struct plan_item {
     const cq_st_tensor *t;
@@ -61,8 +65,8 @@ struct cq_quant_sink {
     cq_quant_summary *sum;
     double t0;
     hasher hash;
-    float *wbuf;           /* f32 copy of the tensor being quantized, reused (grow only) */
-    size_t wbuf_bytes;
+    int workers;           /* tensors in flight at once (plan_workers) */
+    double phase[PH_COUNT]; /* when each phase ended (now_s), for -v */
     bool resumed;          /* the temporary folder of a killed run was kept (--resume) */
     bool keep;             /* on failure, leave the temporary folder for --resume */
     int64_t *quant_idx;    /* items planned for quantization (producer view) */
@@ -72,10 +76,16 @@ struct cq_quant_sink {
 static void *hash_main(void *arg)
 {
     hasher *h = arg;
-    h->rc = CQ_OK;
-    for (size_t i = 0; i < cq_st_shard_count(h->m) && h->rc == CQ_OK; i++)
-        h->rc = cq_report_hash_file(cq_st_shard_path(h->m, i), h->digest[i], &h->bytes[i],
-                                    &h->err);
+    size_t n = cq_st_shard_count(h->m);
+    const char **paths = malloc((n ? n : 1) * sizeof *paths);
+    if (!paths) {
+        h->rc = cq_errorf(&h->err, CQ_E_NOMEM, "out of memory hashing the inputs");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        paths[i] = cq_st_shard_path(h->m, i);
+    h->rc = cq_report_hash_files(paths, n, h->digest, h->bytes, &h->err);
+    free(paths);
     return NULL;
 }
 
@@ -115,11 +125,24 @@ static int hasher_finish(hasher *h, cq_report *r, cq_error *err)
     return rc;
 }
 
+
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One -v line of where the time went (the commit is the fsyncs and the rename). */
+static void log_phases(const run_state *s)
+{
+    const double *p = s->phase;
+    cq_debug("time: plan %.1f ms, tensors %.1f ms (%d at once), files %.1f ms, hashes %.1f ms "
+             "more, commit %.1f ms, total %.1f ms%s", 1e3 * (p[PH_START] - s->t0),
+             1e3 * (p[PH_TENSORS] - p[PH_START]), s->workers,
+             1e3 * (p[PH_FILES] - p[PH_TENSORS]), 1e3 * (p[PH_HASHES] - p[PH_FILES]),
+             1e3 * (now_s() - p[PH_HASHES]), 1e3 * (now_s() - s->t0),
+             s->job->no_sync ? " (--no-sync)" : "");
 }
 
 /* "<dir>/<name>" with a length check: paths come from the user. */
@@ -330,11 +353,34 @@ static void parent_dir(const char *out, char *buf, size_t n)
         *slash = 0;
 }
 
-static int check_resources(const run_state *s, cq_error *err)
+/* How many tensors to work on at once: one per CPU (or per --threads), but extra workers may
+ * add at most EXTRA_WORKER_BYTES to the planned peak (so a model whose Linears are large keeps
+ * one tensor in flight and the peak stays that of one tensor), never beyond --max-memory.
+ * Producers (gptq) and replaced tensors (awq) keep one: their callbacks are not shared. */
+enum { EXTRA_WORKER_BYTES = 32 << 20 };
+
+static int plan_workers(const run_state *s, const cq_plan *p)
+{
+    const cq_quant_job *job = s->job;
+    long cpus = job->q.threads > 0 ? job->q.threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (job->produce || job->source || cpus <= 1 || s->n_items <= 1)
+        return 1;
+    size_t one = p->peak_bytes - CQ_PLAN_FIXED_OVERHEAD; /* the worst tensor in flight */
+    int w = 1;
+    while (w < cpus && w < CQ_QUANT_MAX_WORKERS && (size_t)w < s->n_items &&
+           one <= EXTRA_WORKER_BYTES / (size_t)w &&
+           (!job->max_memory || p->peak_bytes + one * (size_t)w <= job->max_memory))
+        w++;
+    return w;
+}
+
+static int check_resources(run_state *s, cq_error *err)
 {
     cq_plan p;
     char dir[4096];
     int rc = plan_resources(s, &p, err);
+    if (rc == CQ_OK)
+        s->workers = plan_workers(s, &p);
     p.peak_bytes = p.peak_bytes > SIZE_MAX - s->job->producer_peak
                        ? SIZE_MAX
                        : p.peak_bytes + s->job->producer_peak;
@@ -344,9 +390,10 @@ static int check_resources(const run_state *s, cq_error *err)
     if (rc == CQ_OK)
         rc = cq_plan_check_disk(&p, dir, err);
     char a[32], b[32];
-    cq_format_bytes(p.peak_bytes, a, sizeof a);
+    size_t one = p.peak_bytes - CQ_PLAN_FIXED_OVERHEAD - s->job->producer_peak;
+    cq_format_bytes(p.peak_bytes + one * (size_t)(s->workers - 1), a, sizeof a);
     cq_format_bytes(p.output_bytes, b, sizeof b);
-    cq_debug("plan: peak memory %s, output %s", a, b);
+    cq_debug("plan: peak memory %s (%d tensors at once), output %s", a, s->workers, b);
     return rc;
 }
 
@@ -408,18 +455,23 @@ static int write_packed(run_state *s, const char *weight_name, cq_packed *p, int
     return rc;
 }
 
-/* The f32 buffer for a tensor of nb bytes. Kept across tensors: its pages stay mapped, instead
- * of being faulted in and zeroed again for every Linear. Sized by the largest one. */
-static float *weight_buffer(run_state *s, size_t nb)
+/* What one worker owns: the f32 buffer for a tensor, kept across tensors so its pages stay
+ * mapped instead of being faulted in and zeroed again for every Linear (sized by the largest). */
+typedef struct worker {
+    float *wbuf;
+    size_t wbuf_bytes;
+} worker;
+
+static float *weight_buffer(worker *wk, size_t nb)
 {
-    if (nb > s->wbuf_bytes) {
-        free(s->wbuf);
-        s->wbuf_bytes = 0;
-        if (!(s->wbuf = malloc(nb)))
+    if (nb > wk->wbuf_bytes) {
+        free(wk->wbuf);
+        wk->wbuf_bytes = 0;
+        if (!(wk->wbuf = malloc(nb)))
             return NULL;
-        s->wbuf_bytes = nb;
+        wk->wbuf_bytes = nb;
     }
-    return s->wbuf;
+    return wk->wbuf;
 }
 
 int64_t cq_zero_range_groups(const float *w, int64_t rows, int64_t cols, int group_size)
@@ -436,7 +488,9 @@ int64_t cq_zero_range_groups(const float *w, int64_t rows, int64_t cols, int gro
     return n;
 }
 
-/* measure error -> pack -> write -> report (t0: when work on the tensor began). */
+/* measure error -> pack -> write; *lr_out gets the layer's report entry for the caller to
+ * add, its `extra` an owned copy the caller frees (lr_extra_free) (t0: when work on the tensor
+ * began). Safe on several threads at once. */
 static int emit_packed(run_state *s, const char *name, const char *method, const float *w,
                        cq_qresult *qr, double t0, const cJSON *extra, cq_layer_report *lr_out,
                        cq_error *err)
@@ -461,11 +515,9 @@ static int emit_packed(run_state *s, const char *name, const char *method, const
         (rc = write_packed(s, name, p, np, err)) != CQ_OK)
         goto done;
     lr.seconds = now_s() - t0;
-    rc = cq_report_add_layer(s->report, &lr, err);
     cq_debug("%s: rel err %.4g, max abs %.4g", name, lr.err.rel_fro, lr.err.max_abs);
-    lr.extra = extra; /* the copy is freed below */
-    if (lr_out)
-        *lr_out = lr;
+    *lr_out = lr;
+    ex = NULL; /* now the caller's */
 done:
     cJSON_Delete(ex);
     cq_packed_release(p, np);
@@ -473,7 +525,8 @@ done:
 }
 
 /* read f32 -> quantize -> measure error -> pack -> write. */
-static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
+static int quantize_one(run_state *s, worker *wk, const cq_st_tensor *t, cq_layer_report *lr,
+                        cq_error *err)
 {
     const cq_quant_job *job = s->job;
     int64_t rows = t->shape[0], cols = t->shape[1];
@@ -484,7 +537,7 @@ static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
     double t0 = now_s();
     if (cq_mul_size((size_t)rows, (size_t)cols, &nb) || cq_mul_size(nb, sizeof(float), &nb))
         return cq_errorf(err, CQ_E_FORMAT, "tensor '%s': size overflows", t->name);
-    if (!(w = weight_buffer(s, nb))) {
+    if (!(w = weight_buffer(wk, nb))) {
         rc = cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory (%zu bytes)", t->name, nb);
         goto done;
     }
@@ -494,7 +547,7 @@ static int quantize_one(run_state *s, const cq_st_tensor *t, cq_error *err)
     /* A quantizer that uses w as scratch: measure against a fresh read of the original. */
     if (!job->quantizer->keeps_w && (rc = read_f32(s, t, w, nb, err)) != CQ_OK)
         goto done;
-    rc = emit_packed(s, t->name, job->quantizer->name, w, &qr, t0, NULL, NULL, err);
+    rc = emit_packed(s, t->name, job->quantizer->name, w, &qr, t0, NULL, lr, err);
 done:
     if (rc != CQ_OK)
         cq_error_prefix(err, "tensor '%s'", t->name);
@@ -502,47 +555,139 @@ done:
     return rc;
 }
 
-static int process_item(run_state *s, const plan_item *it, cq_error *err)
+/* One tensor: quantize, or copy as stored. *lr gets the report entry of a quantized or
+ * skipped Linear (lr->name stays NULL for a plain copy). Safe on several threads at once. */
+static int process_item(run_state *s, worker *wk, const plan_item *it, cq_layer_report *lr,
+                        cq_error *err)
 {
     const cq_quant_job *job = s->job;
     int rc;
     if (it->action == ACT_QUANT) {
-        rc = quantize_one(s, it->t, err);
-        s->sum->quantized++;
+        rc = quantize_one(s, wk, it->t, lr, err);
     } else if (replaced(s, it->t)) {
         size_t nb = it->t->nbytes / cq_dtype_info(it->t->dtype)->size * sizeof(float);
         rc = cq_st_writer_write(s->w, it->t->name, replaced(s, it->t), nb, err);
     } else {
         rc = cq_st_writer_write(s->w, it->t->name, it->t->data, it->t->nbytes, err);
     }
-    if (rc == CQ_OK && it->action == ACT_SKIP) {
-        cq_layer_report lr = {.name = it->t->name, .rows = it->t->shape[0],
-                              .cols = it->t->shape[1], .method = job->quantizer->name,
-                              .bits = job->q.bits, .group_size = job->q.group_size,
-                              .sym = job->q.sym, .skipped = true, .reason = it->reason};
-        rc = cq_report_add_layer(s->report, &lr, err);
-        s->sum->skipped++;
-    }
+    if (rc == CQ_OK && it->action == ACT_SKIP)
+        *lr = (cq_layer_report){.name = it->t->name, .rows = it->t->shape[0],
+                                .cols = it->t->shape[1], .method = job->quantizer->name,
+                                .bits = job->q.bits, .group_size = job->q.group_size,
+                                .sym = job->q.sym, .skipped = true, .reason = it->reason};
     cq_st_release(it->t);
+    return rc;
+}
+
+/* Tensors are independent (each has its own place in the output), so `workers` threads take
+ * them in order from a shared cursor. What must stay ordered is done around them: progress
+ * lines are printed as items are taken, report entries are added in item order after the
+ * join, and of several failures the first item's is reported, whatever the timing (every
+ * item before a failed one was taken, so it has finished by the join). */
+typedef struct stream {
+    run_state *s;
+    pthread_mutex_t lock;
+    size_t next;
+    size_t fail_at;          /* lowest failed item, n_items when none */
+    cq_error err;
+    int rc;
+    cq_layer_report *lr;     /* per item */
+} stream;
+
+static bool stream_take(stream *st, size_t *i)
+{
+    run_state *s = st->s;
+    bool produced = s->job->produce != NULL;
+    pthread_mutex_lock(&st->lock);
+    while (st->next < s->n_items && produced && s->items[st->next].action == ACT_QUANT)
+        st->next++; /* the producer's */
+    bool ok = st->next < s->n_items && st->fail_at == s->n_items;
+    if (ok) {
+        *i = st->next++;
+        if (!produced)
+            cq_progress(s->job->quantizer->name, (int64_t)*i + 1, (int64_t)s->n_items,
+                        s->items[*i].t->name);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return ok;
+}
+
+static void stream_fail(stream *st, size_t i, int rc, const cq_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    if (i < st->fail_at) {
+        st->fail_at = i;
+        st->rc = rc;
+        st->err = *err;
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void *stream_worker(void *arg)
+{
+    stream *st = arg;
+    worker wk = {0};
+    size_t i;
+    while (stream_take(st, &i)) {
+        cq_error e = CQ_ERROR_INIT;
+        int rc = cq_interrupted() ? cq_errorf(&e, CQ_E_INTERRUPTED, "interrupted")
+                                  : process_item(st->s, &wk, &st->s->items[i], &st->lr[i], &e);
+        if (rc != CQ_OK)
+            stream_fail(st, i, rc, &e);
+    }
+    free(wk.wbuf);
+    return NULL;
+}
+
+static void lr_extra_free(cq_layer_report *lr)
+{
+    cJSON_Delete((cJSON *)lr->extra);
+    lr->extra = NULL;
+}
+
+/* Report entries and counts, in item order. */
+static int stream_report(run_state *s, const stream *st, cq_error *err)
+{
+    int rc = CQ_OK;
+    for (size_t i = 0; i < s->n_items && rc == CQ_OK; i++) {
+        if (!st->lr[i].name)
+            continue;
+        rc = cq_report_add_layer(s->report, &st->lr[i], err);
+        if (st->lr[i].skipped)
+            s->sum->skipped++;
+        else
+            s->sum->quantized++;
+    }
     return rc;
 }
 
 static int stream_tensors(run_state *s, cq_error *err)
 {
-    int rc = CQ_OK;
+    stream st = {.s = s, .fail_at = s->n_items, .err = CQ_ERROR_INIT, .rc = CQ_OK};
     bool produced = s->job->produce != NULL;
-    for (size_t i = 0; i < s->n_items && rc == CQ_OK; i++) {
-        if (cq_interrupted())
-            return cq_errorf(err, CQ_E_INTERRUPTED, "interrupted");
-        if (produced && s->items[i].action == ACT_QUANT)
-            continue; /* the producer's */
-        if (!produced)
-            cq_progress(s->job->quantizer->name, (int64_t)i + 1, (int64_t)s->n_items,
-                        s->items[i].t->name);
-        rc = process_item(s, &s->items[i], err);
-    }
+    int rc = CQ_OK, started = 0;
+    pthread_t tid[CQ_QUANT_MAX_WORKERS];
+    if (!(st.lr = calloc(s->n_items ? s->n_items : 1, sizeof *st.lr)))
+        return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    pthread_mutex_init(&st.lock, NULL);
+    for (int k = 1; k < s->workers; k++, started++)
+        if (pthread_create(&tid[k - 1], NULL, stream_worker, &st) != 0)
+            break; /* fewer workers: same bytes */
+    stream_worker(&st);
+    for (int k = 0; k < started; k++)
+        pthread_join(tid[k], NULL);
+    pthread_mutex_destroy(&st.lock);
     if (!produced)
         cq_progress_end();
+    if (st.fail_at < s->n_items) {
+        *err = st.err;
+        rc = st.rc;
+    }
+    if (rc == CQ_OK)
+        rc = stream_report(s, &st, err);
+    for (size_t i = 0; i < s->n_items; i++)
+        lr_extra_free(&st.lr[i]);
+    free(st.lr);
     s->sum->tensors = (int64_t)s->n_items;
     if (rc == CQ_OK && produced)
         rc = s->job->produce(s->job->produce_ctx, s, err);
@@ -608,7 +753,14 @@ int cq_quant_emit(cq_quant_sink *s, const char *name, const char *method, const 
                   cq_qresult *qr, double seconds, const cJSON *extra, cq_layer_report *lr_out,
                   cq_error *err)
 {
-    int rc = emit_packed(s, name, method, w, qr, now_s() - seconds, extra, lr_out, err);
+    cq_layer_report lr = {0};
+    int rc = emit_packed(s, name, method, w, qr, now_s() - seconds, extra, &lr, err);
+    if (rc == CQ_OK)
+        rc = cq_report_add_layer(s->report, &lr, err);
+    lr_extra_free(&lr);
+    lr.extra = extra; /* the caller's, which outlives the entry it gets */
+    if (rc == CQ_OK && lr_out)
+        *lr_out = lr;
     if (rc != CQ_OK)
         cq_error_prefix(err, "tensor '%s'", name);
     s->sum->quantized++;
@@ -801,18 +953,28 @@ static int build_output(run_state *s, cq_error *err)
     const char *dir = cq_outdir_path(&s->od);
     char path[4096];
     int rc;
-    if ((rc = cq_st_writer_create(&s->w, dir, s->job->max_shard_bytes, err)) != CQ_OK ||
-        (rc = plan_writer(s, err)) != CQ_OK ||
+    if ((rc = cq_st_writer_create(&s->w, dir, s->job->max_shard_bytes, err)) != CQ_OK)
+        return rc;
+    if (s->job->no_sync)
+        cq_st_writer_no_writeback(s->w);
+    if ((rc = plan_writer(s, err)) != CQ_OK ||
         (rc = cq_st_writer_meta(s->w, "quantized_by", "cquant " CQ_VERSION, err)) != CQ_OK ||
         (rc = s->resumed ? cq_st_writer_reopen(s->w, err) : cq_st_writer_start(s->w, err)) ||
-        (rc = index_quant(s, err)) != CQ_OK || (rc = stream_tensors(s, err)) != CQ_OK ||
-        (rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
+        (rc = index_quant(s, err)) != CQ_OK)
+        return rc;
+    s->phase[PH_START] = now_s();
+    if ((rc = stream_tensors(s, err)) != CQ_OK)
+        return rc;
+    s->phase[PH_TENSORS] = now_s();
+    if ((rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
         (rc = cq_copy_aux_files(cq_st_dir(s->m), dir, err)) != CQ_OK ||
         (rc = write_configs(s, dir, err)) != CQ_OK)
         return rc;
+    s->phase[PH_FILES] = now_s();
     if ((rc = hasher_finish(&s->hash, s->report, err)) != CQ_OK ||
         (rc = cq_report_finish(s->report, now_s() - s->t0, err)) != CQ_OK)
         return rc;
+    s->phase[PH_HASHES] = now_s();
     /* The report sits inside the folder unless --report names another place; that one is
      * written only after the folder is committed, so a failed run leaves neither. */
     if (s->job->report_path)
@@ -897,7 +1059,8 @@ static int begin_output(run_state *s, cq_error *err)
 
 int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
 {
-    run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = now_s()};
+    run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = now_s(),
+                   .workers = 1};
     int rc;
     memset(sum, 0, sizeof *sum);
     if (job->out)
@@ -918,8 +1081,11 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         goto done;
     if ((rc = build_output(&s, err)) != CQ_OK)
         goto done;
+    s.od.no_sync = job->no_sync;
     rc = cq_outdir_commit(&s.od, err);
     sum->seconds = now_s() - s.t0;
+    if (rc == CQ_OK)
+        log_phases(&s);
     if (rc == CQ_OK && job->report_path)
         rc = cq_report_write(s.report, job->report_path, job->force, err);
 done:
@@ -929,7 +1095,6 @@ done:
     else if (rc != CQ_OK)
         cq_outdir_abort(&s.od);
     cq_st_writer_free(s.w);
-    free(s.wbuf);
     cq_report_free(s.report);
     free(s.items);
     free(s.quant_idx);

@@ -32,6 +32,7 @@ typedef struct cq_quant_job {
     size_t max_memory;        /* 0: no limit; else refuse up front when the plan exceeds it */
     bool strict;              /* a Linear the layout cannot hold is an error, not a skip */
     bool force;               /* replace an existing output */
+    bool no_sync;             /* commit by rename only: no fsync, no early writeback */
     cq_strlist include, exclude;
     /* Optional replacement values (AWQ's scaled weights and norms): a borrowed f32 array of the
      * tensor's element count, or NULL to read the checkpoint. A replaced tensor that is copied

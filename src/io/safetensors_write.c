@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+enum { EARLY_WRITEBACK = 4 << 20 };
+
 typedef struct wtensor {
     char *name;
     cq_dtype dtype;
@@ -34,6 +36,7 @@ typedef struct wshard {
     uint64_t data_off, data_size;
     size_t *members; /* tensor indices in file order */
     size_t count;
+    size_t unsynced; /* bytes written since writeback was last started (early_writeback) */
 } wshard;
 
 struct cq_st_writer {
@@ -47,6 +50,7 @@ struct cq_st_writer {
     wshard *shards;
     size_t nshards;
     size_t *by_name;
+    int no_writeback; /* cq_st_writer_no_writeback */
 };
 
 /* Rank of a dtype in the reference's `Dtype` enum (declared in increasing alignment). */
@@ -370,11 +374,16 @@ static void header_json(const cq_st_writer *w, const wshard *sh, sbuf *b)
         sb_put(b, " ", 1);
 }
 
+/* At most WRITE_CHUNK per call: a write holds the file's inode lock for its whole length,
+ * and the other workers writing the same shard spin on that lock meanwhile (a 6 MB embedding
+ * kept another worker spinning for ms). */
+enum { WRITE_CHUNK = 1 << 20 };
+
 static int pwrite_all(int fd, const void *data, size_t n, uint64_t off)
 {
     const char *p = data;
     while (n > 0) {
-        ssize_t k = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
+        ssize_t k = pwrite(fd, p, n > WRITE_CHUNK ? WRITE_CHUNK : n, (off_t)off);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
@@ -488,6 +497,26 @@ static wtensor *find(cq_st_writer *w, const char *name)
     return NULL;
 }
 
+/* Start the disk writing what was written so far (Linux; advice only, errors are fsync's to
+ * report), once every EARLY_WRITEBACK bytes per shard: the commit's fsync then waits for the
+ * last few MB only, not the whole output, and one call per few MB lets the file system
+ * allocate large extents (a call per tensor costs more CPU for no gain). The counter is only
+ * a trigger: a lost update under concurrent writers just moves a call. */
+static void early_writeback(const cq_st_writer *w, wshard *sh, size_t n)
+{
+#if defined(__linux__)
+    if (w->no_writeback)
+        return;
+    size_t since = __atomic_add_fetch(&sh->unsynced, n, __ATOMIC_RELAXED);
+    if (since >= EARLY_WRITEBACK) {
+        __atomic_store_n(&sh->unsynced, 0, __ATOMIC_RELAXED);
+        (void)sync_file_range(sh->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
+#else
+    (void)w, (void)sh, (void)n;
+#endif
+}
+
 int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size_t nbytes,
                        cq_error *err)
 {
@@ -506,6 +535,7 @@ int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size
         return cq_errorf_errno(err, CQ_E_IO, "'%s/%s': tensor '%s': write failed", w->dir,
                                sh->name, name);
     t->written = 1;
+    early_writeback(w, sh, nbytes);
     return CQ_OK;
 }
 
@@ -517,6 +547,8 @@ int cq_st_writer_mark_written(cq_st_writer *w, const char *name, cq_error *err)
     t->written = 1;
     return CQ_OK;
 }
+
+void cq_st_writer_no_writeback(cq_st_writer *w) { w->no_writeback = 1; }
 
 int cq_st_writer_sync(cq_st_writer *w, cq_error *err)
 {
@@ -552,7 +584,13 @@ static int write_index(const cq_st_writer *w, cq_error *err)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", w->dir);
-    int rc = cq_atomic_write(path, b.p, b.n, 1, err);
+    /* A new file, not a replacement (a resumed run's index is removed first): inside an output
+     * folder under construction it is then left to the folder's commit to sync (outdir.h). */
+    int rc = CQ_OK;
+    if (unlink(path) != 0 && errno != ENOENT)
+        rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot replace", path);
+    if (rc == CQ_OK)
+        rc = cq_atomic_write(path, b.p, b.n, 0, err);
     free(b.p);
     return rc;
 }
@@ -571,7 +609,8 @@ int cq_st_writer_finish(cq_st_writer *w, cq_error *err)
         wshard *sh = &w->shards[s];
         int bad = 0;
 #if defined(__linux__)
-        (void)sync_file_range(sh->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* advice only */
+        if (!w->no_writeback)
+            (void)sync_file_range(sh->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* advice only */
 #endif
         bad |= close(sh->fd) != 0;
         sh->fd = -1;

@@ -1,12 +1,11 @@
-/* See blas_threads.h. Weak, so the build links against any BLAS. */
+/* See blas_threads.h. */
 #include "linalg/blas_threads.h"
-
-#include <stddef.h>
-
-extern int blas_thread_shutdown_(void) __attribute__((weak));
 
 void cq_blas_stop_threads(void)
 {
-    if (blas_thread_shutdown_ != NULL)
-        blas_thread_shutdown_();
+    if (!cq_blas_loaded())
+        return; /* nothing started: loading it just to stop it would start the threads */
+    int (*shutdown)(void) = (int (*)(void))cq_blas_symbol("blas_thread_shutdown_");
+    if (shutdown)
+        shutdown();
 }

@@ -62,21 +62,28 @@ static int gptq_plan(const cq_qconfig *cfg, int64_t rows, int64_t cols, cq_packe
     return CQ_OK;
 }
 
-/* qweight[k*b/32 + w][n]: the codes of output n along the input dimension. */
+/* qweight[k*b/32 + w][n]: the codes of output n along the input dimension. Rows are packed
+ * QW_BLOCK at a time so that the transposed stores fill whole cache lines (QW_BLOCK
+ * consecutive words of one qweight row) instead of one word per line. */
+enum { QW_BLOCK = 16 }; /* divides rows: gptq_check wants rows % 32 == 0 */
+
 static void put_qweight(const cq_qresult *r, uint32_t *qw, uint32_t *words)
 {
     int64_t nw = r->cols / 32 * r->bits;
-    for (int64_t n = 0; n < r->rows; n++) {
-        cq_bits_pack_u8(r->q + n * r->cols, r->cols, r->bits, words);
+    for (int64_t n0 = 0; n0 < r->rows; n0 += QW_BLOCK) {
+        for (int64_t j = 0; j < QW_BLOCK; j++)
+            cq_bits_pack_u8(r->q + (n0 + j) * r->cols, r->cols, r->bits, words + j * nw);
         for (int64_t w = 0; w < nw; w++)
-            qw[w * r->rows + n] = words[w];
+            for (int64_t j = 0; j < QW_BLOCK; j++)
+                qw[w * r->rows + n0 + j] = words[j * nw + w];
     }
 }
 
 static int gptq_fill(const cq_qresult *r, cq_packed *out, cq_error *err)
 {
     size_t tmp = (size_t)(r->cols > r->rows ? r->cols : r->rows);
-    uint32_t *vals = malloc(tmp * sizeof(uint32_t)), *words = malloc(tmp * sizeof(uint32_t));
+    uint32_t *vals = malloc(tmp * sizeof(uint32_t));
+    uint32_t *words = malloc((size_t)r->cols / 32 * (size_t)r->bits * QW_BLOCK * sizeof(uint32_t));
     if (!vals || !words) {
         free(vals);
         free(words);

@@ -7,12 +7,15 @@
 #include "cquant/sha256.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct cq_report {
     cJSON *root, *inputs, *config, *layers;
@@ -137,6 +140,140 @@ int cq_report_hash_file(const char *path, uint8_t digest[32], int64_t *size, cq_
         return cq_errorf(err, CQ_E_IO, "'%s': read error while hashing", path);
     cq_sha256_final(&c, digest);
     return CQ_OK;
+}
+
+/* ---- several files: three at a time ---- */
+
+enum { HASH_WINDOW = 2 << 20, HASH_LANES = 3 };
+
+typedef struct hash_lane {
+    size_t file;    /* index into the caller's arrays */
+    int fd;         /* -1: lane idle */
+    int64_t size, off;
+    const uint8_t *win;
+    size_t win_len, pos;
+    cq_sha256 ctx;
+} hash_lane;
+
+static void lane_unmap(hash_lane *l)
+{
+    if (l->win)
+        munmap((void *)l->win, l->win_len);
+    l->win = NULL;
+    l->win_len = l->pos = 0;
+}
+
+/* Give the lane bytes to hash: the next window of its file, or (file done) the next file.
+ * Files that cannot be mapped are hashed whole on the spot by cq_report_hash_file. */
+static int lane_fill(hash_lane *l, const char *const *paths, size_t n, size_t *next,
+                     uint8_t (*digest)[32], int64_t *bytes, cq_error *err)
+{
+    for (;;) {
+        if (l->fd >= 0 && l->pos < l->win_len)
+            return CQ_OK;
+        lane_unmap(l);
+        if (l->fd >= 0 && l->off < l->size) {
+            size_t len = l->size - l->off < HASH_WINDOW ? (size_t)(l->size - l->off)
+                                                          : (size_t)HASH_WINDOW;
+            void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, l->fd,
+                           (off_t)l->off);
+            if (p != MAP_FAILED) {
+                l->win = p;
+                l->win_len = len;
+                l->off += (int64_t)len;
+                continue;
+            }
+            close(l->fd); /* restart this file the slow way */
+            l->fd = -1;
+            int rc = cq_report_hash_file(paths[l->file], digest[l->file], &bytes[l->file], err);
+            if (rc != CQ_OK)
+                return rc;
+        } else if (l->fd >= 0) {
+            cq_sha256_final(&l->ctx, digest[l->file]);
+            bytes[l->file] = l->size;
+            close(l->fd);
+            l->fd = -1;
+        }
+        if (*next >= n)
+            return CQ_OK; /* idle */
+        l->file = (*next)++;
+        struct stat st;
+        l->fd = open(paths[l->file], O_RDONLY | O_CLOEXEC);
+        if (l->fd < 0)
+            return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", paths[l->file]);
+        if (fstat(l->fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+            close(l->fd);
+            l->fd = -1;
+            int rc = cq_report_hash_file(paths[l->file], digest[l->file], &bytes[l->file], err);
+            if (rc != CQ_OK)
+                return rc;
+            continue;
+        }
+        l->size = (int64_t)st.st_size;
+        l->off = 0;
+        cq_sha256_init(&l->ctx);
+    }
+}
+
+/* Hash what the lanes hold: every lane with at least a block goes into one interleaved call
+ * (cq_sha256_update2/3) of the bytes all of them have, rounded to blocks. Windows start at
+ * multiples of 64 in their files, so lanes stay block-aligned and only a file's last partial
+ * block (taken first, alone) goes through the one-lane path. */
+static void lanes_step(hash_lane *lane, int n)
+{
+    hash_lane *busy[HASH_LANES];
+    int nb = 0;
+    size_t k = SIZE_MAX;
+    for (int i = 0; i < n; i++) {
+        hash_lane *l = &lane[i];
+        size_t r = l->fd >= 0 ? l->win_len - l->pos : 0;
+        if (r > 0 && r < 64) { /* a file's tail */
+            cq_sha256_update(&l->ctx, l->win + l->pos, r);
+            l->pos += r;
+            return;
+        }
+        if (r >= 64) {
+            busy[nb++] = l;
+            k = r < k ? r : k;
+        }
+    }
+    if (nb > 1)
+        k &= ~(size_t)63;
+    if (nb == 3)
+        cq_sha256_update3(&busy[0]->ctx, busy[0]->win + busy[0]->pos, &busy[1]->ctx,
+                          busy[1]->win + busy[1]->pos, &busy[2]->ctx,
+                          busy[2]->win + busy[2]->pos, k);
+    else if (nb == 2)
+        cq_sha256_update2(&busy[0]->ctx, busy[0]->win + busy[0]->pos, &busy[1]->ctx,
+                          busy[1]->win + busy[1]->pos, k);
+    else if (nb == 1)
+        cq_sha256_update(&busy[0]->ctx, busy[0]->win + busy[0]->pos, k);
+    for (int i = 0; i < nb; i++)
+        busy[i]->pos += k;
+}
+
+int cq_report_hash_files(const char *const *paths, size_t n, uint8_t (*digest)[32],
+                         int64_t *bytes, cq_error *err)
+{
+    hash_lane lane[HASH_LANES] = {{.fd = -1}, {.fd = -1}, {.fd = -1}};
+    size_t next = 0;
+    int rc = CQ_OK;
+    for (;;) {
+        int active = 0;
+        for (int i = 0; i < HASH_LANES && rc == CQ_OK; i++) {
+            rc = lane_fill(&lane[i], paths, n, &next, digest, bytes, err);
+            active += lane[i].fd >= 0;
+        }
+        if (rc != CQ_OK || !active)
+            break;
+        lanes_step(lane, HASH_LANES);
+    }
+    for (int i = 0; i < HASH_LANES; i++) {
+        lane_unmap(&lane[i]);
+        if (lane[i].fd >= 0)
+            close(lane[i].fd);
+    }
+    return rc;
 }
 
 int cq_report_add_input_digest(cq_report *r, const char *path, int64_t bytes,

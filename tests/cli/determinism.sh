@@ -1,5 +1,7 @@
 # Determinism: the same input and options give byte-identical checkpoints across runs and across
-# OpenBLAS thread counts (1 and 2), for each layout, sym/asym, --mse and sharded output.
+# worker counts (--threads 1 and 2: tensors worked on at once; rtn loads no BLAS), for each
+# layout, sym/asym, --mse and sharded output; then gptq, awq and eval across OpenBLAS threads
+# and --threads (below).
 # The report (cquant-report.json) holds timings and is excluded; everything else is compared.
 . "$(dirname "$0")/lib.sh"
 
@@ -19,9 +21,9 @@ while read -r opts; do
     [ "$i" -eq 1 ] && runs="1 2 2" # one set also checks run-to-run at the same thread count
     for th in $runs; do
         rm -rf "$T/o$th"
-        OPENBLAS_NUM_THREADS=$th expect 0 "$CQ_BIN" -q rtn $opts "$TINY" -o "$T/o$th"
+        expect 0 "$CQ_BIN" -q rtn --threads "$th" $opts "$TINY" -o "$T/o$th"
         [ -e "$T/first" ] || cp -r "$T/o$th" "$T/first"
-        same "$T/first" "$T/o$th" && ok || fail "rtn $opts: OPENBLAS_NUM_THREADS=$th differs"
+        same "$T/first" "$T/o$th" && ok || fail "rtn $opts: --threads $th differs"
     done
     rm -rf "$T/first"
 done <<'CASES'
@@ -30,7 +32,7 @@ done <<'CASES'
 -b 4 -g 128 --asym -f awq
 -b 8 -g -1 -f ct --max-shard-size 2MB
 CASES
-echo "determinism: $i rtn option sets, OpenBLAS threads 1 and 2 (and 2 again for the first)"
+echo "determinism: $i rtn option sets, OpenBLAS threads 1 and 2, --threads 1 and 2 (and 2 again for the first)"
 
 # gptq and awq make BLAS calls (forward pass, Hessians, Cholesky, lazy updates, the AWQ loss):
 # every file, by sha256, must match between (OPENBLAS_NUM_THREADS, --threads) = (1, 1) and

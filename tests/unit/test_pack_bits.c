@@ -1,6 +1,7 @@
 /* The dense bit stream against a naive bit-by-bit packer written from the definition in notes
  * §B.2/§D.2 (value i occupies stream bits [b*i, b*i+b), LSB first), plus hand-computed words. */
 #include "cq_test.h"
+#include "core/cpu.h"
 #include "cquant/pack.h"
 
 #include <stdint.h>
@@ -43,40 +44,44 @@ CQ_TEST(bits_match_naive_all_widths_and_lengths)
     uint32_t *back = malloc(MAXN * 4);
     uint8_t *v8 = malloc(MAXN);
     int bad = 0;
-    for (int b = 1; b <= 8; b++)
-        for (int64_t n = 0; n <= MAXN; n += (n < 100 ? 1 : 37)) {
-            int64_t nw = cq_bits_words(n, b);
-            if (nw != (n * b + 31) / 32)
-                bad++;
-            for (int64_t i = 0; i < n; i++)
-                v[i] = rnd() & ((1u << b) - 1);
-            naive_pack(v, n, b, want, nw);
-            for (int i = 0; i < nw + 8; i++)
-                got[i] = 0xA5A5A5A5u; /* sentinel: must be overwritten exactly up to nw */
-            cq_bits_pack(v, n, b, got);
-            if (memcmp(got, want, (size_t)nw * 4) != 0 || got[nw] != 0xA5A5A5A5u) {
-                if (bad++ < 3)
-                    fprintf(stderr, "pack b=%d n=%lld differs\n", b, (long long)n);
-            }
-            /* the byte-input version: same words, same sentinel, wide bytes masked to b bits */
-            for (int64_t i = 0; i < n; i++)
-                v8[i] = (uint8_t)(v[i] | (rnd() & 0xFFu & ~((1u << b) - 1)));
-            for (int i = 0; i < nw + 8; i++)
-                got[i] = 0xA5A5A5A5u;
-            cq_bits_pack_u8(v8, n, b, got);
-            if (memcmp(got, want, (size_t)nw * 4) != 0 || got[nw] != 0xA5A5A5A5u) {
-                if (bad++ < 3)
-                    fprintf(stderr, "pack_u8 b=%d n=%lld differs\n", b, (long long)n);
-            }
-            cq_bits_unpack(want, n, b, back);
-            for (int64_t i = 0; i < n; i++)
-                if (back[i] != v[i] || back[i] != naive_get(want, i, b)) {
+    /* pass 1 with the portable code forced (the AVX2 4-bit packer otherwise, where present) */
+    for (int pass = 0; pass < 2; pass++)
+        for (int b = 1; b <= 8; b++)
+            for (int64_t n = 0; n <= MAXN; n += (n < 100 ? 1 : 37)) {
+                cq_cpu_force_baseline(pass == 1);
+                int64_t nw = cq_bits_words(n, b);
+                if (nw != (n * b + 31) / 32)
+                    bad++;
+                for (int64_t i = 0; i < n; i++)
+                    v[i] = rnd() & ((1u << b) - 1);
+                naive_pack(v, n, b, want, nw);
+                for (int i = 0; i < nw + 8; i++)
+                    got[i] = 0xA5A5A5A5u; /* sentinel: must be overwritten exactly up to nw */
+                cq_bits_pack(v, n, b, got);
+                if (memcmp(got, want, (size_t)nw * 4) != 0 || got[nw] != 0xA5A5A5A5u) {
                     if (bad++ < 3)
-                        fprintf(stderr, "unpack b=%d n=%lld i=%lld\n", b, (long long)n,
-                                (long long)i);
-                    break;
+                        fprintf(stderr, "pack b=%d n=%lld differs\n", b, (long long)n);
                 }
-        }
+                /* the byte-input version: same words, same sentinel, wide bytes masked to b bits */
+                for (int64_t i = 0; i < n; i++)
+                    v8[i] = (uint8_t)(v[i] | (rnd() & 0xFFu & ~((1u << b) - 1)));
+                for (int i = 0; i < nw + 8; i++)
+                    got[i] = 0xA5A5A5A5u;
+                cq_bits_pack_u8(v8, n, b, got);
+                if (memcmp(got, want, (size_t)nw * 4) != 0 || got[nw] != 0xA5A5A5A5u) {
+                    if (bad++ < 3)
+                        fprintf(stderr, "pack_u8 b=%d n=%lld differs\n", b, (long long)n);
+                }
+                cq_bits_unpack(want, n, b, back);
+                for (int64_t i = 0; i < n; i++)
+                    if (back[i] != v[i] || back[i] != naive_get(want, i, b)) {
+                        if (bad++ < 3)
+                            fprintf(stderr, "unpack b=%d n=%lld i=%lld\n", b, (long long)n,
+                                    (long long)i);
+                        break;
+                    }
+            }
+    cq_cpu_force_baseline(false);
     CQ_CHECK_EQ_INT(bad, 0);
     free(v), free(got), free(want), free(back), free(v8);
 }

@@ -1,5 +1,6 @@
 /* Report metrics against closed forms, totals weighting, JSON shape, NaN as null. */
 #include "cq_test.h"
+#include "core/cpu.h"
 #include "cquant/report.h"
 #include "cquant/sha256.h"
 
@@ -124,4 +125,79 @@ CQ_TEST(hash_file_windows_and_fallback)
     CQ_CHECK(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
     CQ_CHECK_EQ_INT(size, 0);
     CQ_CHECK_EQ_INT(cq_report_hash_file("/nonexistent/x", d, &size, &err), CQ_E_IO);
+}
+
+/* Bytes of a test file: an xorshift stream seeded per file. */
+static unsigned char *test_bytes(size_t len, uint32_t seed)
+{
+    unsigned char *buf = malloc(len ? len : 1);
+    uint32_t x = seed;
+    for (size_t i = 0; buf && i < len; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        buf[i] = (unsigned char)x;
+    }
+    return buf;
+}
+
+CQ_TEST(hash_files_two_lanes)
+{
+    /* cq_report_hash_files (two files hashed at once, interleaved) against the portable
+     * one-shot digest of each file's bytes in memory, for several lists: lengths around the
+     * 64-byte block and the 2 MB window (lanes run out of data at different points), a
+     * non-mappable file (/dev/null), one file alone, and with the portable path forced. */
+    enum { NF = 9 };
+    static const size_t lens[NF] = {(6u << 20) + 4097, 3, (2u << 20) + 5, 0, 100,
+                                    (2u << 20) - 1, 4096 + 17, 65, 1u << 20};
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char dir[512], paths[NF + 1][600];
+    const char *list[NF + 1];
+    char want[NF + 1][65];
+    snprintf(dir, sizeof dir, "%s/cq_test_hashes_XXXXXX", tmp);
+    CQ_CHECK(mkdtemp(dir) != NULL);
+    cq_cpu_force_baseline(true); /* the reference digests: the portable block function */
+    for (int i = 0; i < NF; i++) {
+        unsigned char *buf = test_bytes(lens[i], 2463534242u + (uint32_t)i);
+        snprintf(paths[i], sizeof paths[i], "%.500s/f%d.bin", dir, i);
+        FILE *f = fopen(paths[i], "wb");
+        CQ_CHECK(f && buf && fwrite(buf, 1, lens[i], f) == lens[i]);
+        if (f)
+            fclose(f);
+        cq_sha256_hex(buf, lens[i], want[i]);
+        free(buf);
+        list[i] = paths[i];
+    }
+    cq_cpu_force_baseline(false);
+    snprintf(paths[NF], sizeof paths[NF], "/dev/null");
+    list[NF] = paths[NF];
+    cq_sha256_hex("", 0, want[NF]);
+    static const struct { int first, n, baseline; } runs[] = {
+        {0, NF + 1, 0}, {0, 3, 0}, {4, 1, 0}, {1, 2, 0}, {5, 5, 0}, {0, NF + 1, 1}};
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+        uint8_t d[NF + 1][32];
+        int64_t bytes[NF + 1];
+        cq_error err = CQ_ERROR_INIT;
+        cq_cpu_force_baseline(runs[r].baseline != 0);
+        CQ_CHECK_OK(cq_report_hash_files(list + runs[r].first, (size_t)runs[r].n, d, bytes, &err),
+                    &err);
+        cq_cpu_force_baseline(false);
+        for (int k = 0; k < runs[r].n; k++) {
+            int i = runs[r].first + k;
+            char got[65];
+            cq_sha256_to_hex(d[k], got);
+            if (strcmp(got, want[i]) != 0)
+                CQ_FAIL("run %zu: file %d (%zu bytes): %s, want %s", r, i,
+                        i < NF ? lens[i] : 0, got, want[i]);
+            CQ_CHECK_EQ_INT(bytes[k], i < NF ? (int64_t)lens[i] : 0);
+        }
+    }
+    /* a missing file in the list: an I/O error naming it */
+    const char *bad[3] = {list[0], "/nonexistent/x", list[1]};
+    uint8_t d[3][32];
+    int64_t bytes[3];
+    cq_error err = CQ_ERROR_INIT;
+    CQ_CHECK_EQ_INT(cq_report_hash_files(bad, 3, d, bytes, &err), CQ_E_IO);
+    CQ_CHECK(strstr(err.msg, "/nonexistent/x") != NULL);
+    for (int i = 0; i < NF; i++)
+        remove(paths[i]);
+    rmdir(dir);
 }

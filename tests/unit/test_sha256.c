@@ -168,3 +168,87 @@ CQ_TEST(shani_matches_portable_random)
                                                          : "absent: portable path only");
     free(buf);
 }
+
+CQ_TEST(update2_matches_two_updates)
+{
+    /* cq_sha256_update2 on two random buffers, in pieces of varying length (some leaving a
+     * partial block behind, which takes the one-stream path), on both block functions: the
+     * digests equal those of cq_sha256_update run on each buffer alone. */
+    enum { MAX = 20000 };
+    uint8_t *a = malloc(MAX), *b = malloc(MAX);
+    CQ_CHECK(a && b);
+    if (!a || !b) {
+        free(a), free(b);
+        return;
+    }
+    for (size_t i = 0; i < MAX; i++)
+        a[i] = next_byte(), b[i] = next_byte();
+    static const size_t pieces[] = {64, 4096, 1, 63, 65, 128 * 64, 1000, 7};
+    int bad = 0;
+    for (int base = 0; base < 2; base++)
+        for (size_t k = 0; k < sizeof pieces / sizeof *pieces; k++) {
+            cq_sha256 x, y, x1, y1;
+            uint8_t dx[32], dy[32], dx1[32], dy1[32];
+            cq_cpu_force_baseline(base != 0);
+            cq_sha256_init(&x), cq_sha256_init(&y);
+            size_t off = 0;
+            for (size_t step = pieces[k]; off + step <= MAX; off += step)
+                cq_sha256_update2(&x, a + off, &y, b + off, step);
+            cq_sha256_final(&x, dx), cq_sha256_final(&y, dy);
+            cq_cpu_force_baseline(true);
+            cq_sha256_init(&x1), cq_sha256_init(&y1);
+            cq_sha256_update(&x1, a, off), cq_sha256_update(&y1, b, off);
+            cq_sha256_final(&x1, dx1), cq_sha256_final(&y1, dy1);
+            cq_cpu_force_baseline(false);
+            if (memcmp(dx, dx1, 32) || memcmp(dy, dy1, 32))
+                if (bad++ < 3)
+                    CQ_FAIL("update2 in pieces of %zu (%s path): digests differ", pieces[k],
+                            base ? "portable" : "fast");
+        }
+    CQ_CHECK_EQ_INT(bad, 0);
+    free(a), free(b);
+}
+
+CQ_TEST(update3_matches_three_updates)
+{
+    /* cq_sha256_update3 as update2 above: pieces that end mid-block switch to the one-stream
+     * path; digests equal the portable one-stream digests of each buffer. */
+    enum { MAX = 12000 };
+    uint8_t *buf[3];
+    for (int l = 0; l < 3; l++) {
+        buf[l] = malloc(MAX);
+        CQ_CHECK(buf[l] != NULL);
+        if (!buf[l])
+            return;
+        for (size_t i = 0; i < MAX; i++)
+            buf[l][i] = next_byte();
+    }
+    static const size_t pieces[] = {64, 4096, 1, 63, 65, 1000, 7};
+    int bad = 0;
+    for (int base = 0; base < 2; base++)
+        for (size_t k = 0; k < sizeof pieces / sizeof *pieces; k++) {
+            cq_sha256 s[3], r[3];
+            uint8_t d[3][32], e[3][32];
+            cq_cpu_force_baseline(base != 0);
+            for (int l = 0; l < 3; l++)
+                cq_sha256_init(&s[l]);
+            size_t off = 0;
+            for (size_t step = pieces[k]; off + step <= MAX; off += step)
+                cq_sha256_update3(&s[0], buf[0] + off, &s[1], buf[1] + off, &s[2], buf[2] + off,
+                                  step);
+            cq_cpu_force_baseline(true);
+            for (int l = 0; l < 3; l++) {
+                cq_sha256_final(&s[l], d[l]);
+                cq_sha256_init(&r[l]);
+                cq_sha256_update(&r[l], buf[l], off);
+                cq_sha256_final(&r[l], e[l]);
+                if (memcmp(d[l], e[l], 32) && bad++ < 3)
+                    CQ_FAIL("update3 lane %d in pieces of %zu (%s path): digests differ", l,
+                            pieces[k], base ? "portable" : "fast");
+            }
+            cq_cpu_force_baseline(false);
+        }
+    CQ_CHECK_EQ_INT(bad, 0);
+    for (int l = 0; l < 3; l++)
+        free(buf[l]);
+}
