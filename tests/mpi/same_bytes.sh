@@ -1,6 +1,7 @@
 # mpirun -n 2 / -n 4 give the bytes of one process (GPTQ w4g128, AWQ, RTN), eval the same NLL
 # total, a rank that dies fails the job without output, and --resume continues it with another
-# number of ranks, again with the same bytes. Registered only with -DCQ_MPI=ON (ctest mpi.*).
+# number of ranks, again with the same bytes; OPT and an MoE AWQ likewise, MoE GPTQ refused.
+# Registered only with -DCQ_MPI=ON (ctest mpi.*).
 # Model: data/models/cq-llama-tiny; CQ_MPI_MODEL=DIR picks another (cq-llama-16m by hand:
 # docs/scale-out.md has its numbers).
 . "$(dirname "$0")/../cli/lib.sh"
@@ -60,6 +61,16 @@ expect 0 mpi 3 "$CQ_BIN" "${G[@]}" --resume "$MODEL" "$TEXT" -o "$T/gk"
 grep -q "resuming after layer" "$T/err" && ok || fail "--resume did not resume"
 same "$T/g1/model.safetensors" "$T/gk/model.safetensors"
 [ ! -e "$T/gk.cquant-tmp" ] && ok || fail "the temporary folder stayed"
+
+# rank 0 killed between hidden.2.f32 and the state.json that names it (the fuzz finding): the
+# resume with 3 ranks reads hidden.1.f32, the input of layer 1, and gives the same bytes
+CQ_TEST_DIE_BEFORE_STATE=1 mpi 2 "$CQ_BIN" -q "${G[@]}" "$MODEL" "$TEXT" -o "$T/gb" \
+    >"$T/out" 2>"$T/err"
+[ $? -ne 0 ] && ok || fail "CQ_TEST_DIE_BEFORE_STATE did not fail the job"
+[ -f "$T/gb.cquant-tmp/.cquant-gptq/hidden.1.f32" ] && ok || fail "hidden.1.f32 missing"
+expect 0 mpi 3 "$CQ_BIN" "${G[@]}" --resume "$MODEL" "$TEXT" -o "$T/gb"
+grep -q "resuming after layer 1 " "$T/err" && ok || fail "--resume did not resume after layer 1"
+same "$T/g1/model.safetensors" "$T/gb/model.safetensors"
 
 # other architectures (tests/data/arch): OPT (learned positions through cq_embed_seqs) splits
 # its 4 Hessian blocks over 2 ranks; AWQ of an MoE model runs its expert part whole on every
