@@ -2,6 +2,7 @@
  * the whole model (cq_awq_model_run), keep the resulting float weights and norms in memory, then
  * write them through the shared quantization driver with the AWQ group quantizer. */
 #include "cli.h"
+#include "gptq_cli.h"
 #include "quantize.h"
 
 #include "cquant/awq.h"
@@ -9,6 +10,7 @@
 #include "cquant/log.h"
 #include "cquant/model.h"
 #include "cquant/safetensors.h"
+#include "cquant/sha256.h"
 #include "cquant/tokenizer.h"
 
 #include <stdio.h>
@@ -130,6 +132,14 @@ static int keep_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
                  cq_linear_name(l));
         rc = store_put(c->store, name, w->lin[l], rows * cols, err);
     }
+    for (int l = 0; l < CQ_LIN_COUNT && rc == CQ_OK; l++) { /* folding divides v/up biases */
+        int64_t rows, cols;
+        cq_linear_shape(c->cfg, l, &rows, &cols);
+        snprintf(name, sizeof name, "model.layers.%lld.%s.bias", (long long)layer,
+                 cq_linear_name(l));
+        if (w->bias[l])
+            rc = store_put(c->store, name, w->bias[l], rows, err);
+    }
     snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)layer);
     if (rc == CQ_OK)
         rc = store_put(c->store, name, w->in_norm, c->cfg->hidden, err);
@@ -231,7 +241,12 @@ typedef struct awq_args {
     cq_awq_opts awq;
     calib_opts co;
     const char *calib;
-    bool no_clip, no_duo;
+    bool no_clip, clip, no_duo;
+    bool then_gptq;                /* GPTQ rounding of the scaled weights (gptq_produce) */
+    bool no_ts;
+    int sym;                       /* --then-gptq grid: 0 asym (default), 1 sym */
+    cq_gptq_model_opts mo;
+    cq_calib cal;                  /* kept for the GPTQ stage */
     int64_t n_blocks, block_len;   /* the calibration actually used */
 } awq_args;
 
@@ -247,6 +262,19 @@ static int add_report(void *ctx, cJSON *cfg, cq_error *err)
     cJSON_AddBoolToObject(o, "duo_scaling", a->awq.duo_scaling);
     cJSON_AddBoolToObject(o, "clip", a->awq.clip);
     cJSON_AddItemToObject(o, "layers", cJSON_Duplicate(s->layers, 1));
+    if (a->then_gptq) {
+        /* the per-Linear GPTQ losses are in the report's layer entries (method awq+gptq) */
+        cJSON *g = cJSON_AddObjectToObject(cfg, "gptq");
+        cJSON_AddStringToObject(g, "calib", "the awq calibration blocks");
+        cJSON_AddNumberToObject(g, "samples", (double)a->n_blocks);
+        cJSON_AddNumberToObject(g, "seqlen", (double)a->block_len);
+        cJSON_AddBoolToObject(g, "true_sequential", a->mo.true_sequential);
+        cJSON_AddBoolToObject(g, "act_order", a->job.q.act_order);
+        cJSON_AddBoolToObject(g, "static_groups", a->job.q.static_groups);
+        cJSON_AddNumberToObject(g, "damp", a->job.q.damp);
+        cJSON_AddNumberToObject(g, "block_size", a->job.q.block_size);
+    }
+    (void)err;
     return CQ_OK;
 }
 
@@ -255,8 +283,7 @@ static int run_search(awq_args *a, awq_store *store, cq_error *err)
 {
     cq_st_model *st = NULL;
     cq_model_config cfg;
-    cq_calib cal;
-    memset(&cal, 0, sizeof cal);
+    cq_calib *cal = &a->cal;
     int rc = cq_st_open(&st, a->job.model, err);
     if (rc == CQ_OK)
         rc = cq_config_load(cq_st_dir(st), &cfg, err);
@@ -264,21 +291,25 @@ static int run_search(awq_args *a, awq_store *store, cq_error *err)
         rc = cq_config_check(&cfg, st, err);
     if (rc == CQ_OK)
         rc = ends_with(a->calib, ".txt") || ends_with(a->calib, ".jsonl")
-                 ? calib_from_text(a->calib, cq_st_dir(st), &a->co, &cal, err)
-                 : cq_calib_read(a->calib, cfg.vocab, &cal, err);
-    if (rc == CQ_OK && cal.n < 1)
+                 ? calib_from_text(a->calib, cq_st_dir(st), &a->co, cal, err)
+                 : cq_calib_read(a->calib, cfg.vocab, cal, err);
+    if (rc == CQ_OK && cal->n < 1)
         rc = cq_errorf(err, CQ_E_USAGE, "'%s': no calibration block of %d tokens", a->calib,
                        a->co.block);
     if (rc == CQ_OK) {
-        cq_info("awq: %lld calibration blocks of %lld tokens", (long long)cal.n,
-                (long long)cal.seqlen);
+        cq_info("awq: %lld calibration blocks of %lld tokens", (long long)cal->n,
+                (long long)cal->seqlen);
         layer_ctx lc = {store, &cfg};
-        a->n_blocks = cal.n;
-        a->block_len = cal.seqlen;
-        rc = cq_awq_model_run(&cfg, st, cal.ids, cal.n, cal.seqlen, &a->job.q, &a->awq,
+        a->n_blocks = cal->n;
+        a->block_len = cal->seqlen;
+        rc = cq_awq_model_run(&cfg, st, cal->ids, cal->n, cal->seqlen, &a->job.q, &a->awq,
                               keep_layer, &lc, err);
     }
-    cq_calib_release(&cal);
+    if (rc == CQ_OK && a->then_gptq) {
+        cq_gptq_plan pl;
+        cq_gptq_model_plan(&cfg, cal->n, cal->seqlen, &a->mo, &pl);
+        a->job.producer_peak = pl.total;
+    }
     cq_st_close(st);
     return rc;
 }
@@ -287,6 +318,7 @@ static cJSON *summary_json(const awq_args *a, const cq_quant_summary *sum)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "command", "awq");
+    cJSON_AddBoolToObject(o, "then_gptq", a->then_gptq);
     cJSON_AddStringToObject(o, "model", a->job.model);
     cJSON_AddStringToObject(o, "calib", a->calib);
     cJSON_AddNumberToObject(o, "calib_blocks", (double)a->n_blocks);
@@ -301,6 +333,23 @@ static cJSON *summary_json(const awq_args *a, const cq_quant_summary *sum)
     return o;
 }
 
+/* The GPTQ stage: gptq_produce over the model whose layers the store replaces, on the AWQ
+ * calibration blocks (borrowed from a->cal). */
+static void then_gptq_args(awq_args *a, gptq_args *g)
+{
+    memset(g, 0, sizeof *g);
+    g->job = a->job;
+    g->job.produce = gptq_produce;
+    g->job.produce_ctx = g;
+    g->mo = a->mo;
+    g->calib_path = a->calib;
+    g->calib = a->cal;
+    g->calib_kind = "awq";
+    g->method = "awq+gptq";
+    cq_sha256_hex(a->cal.ids, (size_t)(a->cal.n * a->cal.seqlen) * sizeof(int32_t),
+                  g->calib_digest);
+}
+
 int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
 {
     awq_args a;
@@ -312,6 +361,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.job.q.bits = 4;
     a.job.q.group_size = 128;
     cq_awq_opts_defaults(&a.awq);
+    cq_gptq_model_opts_defaults(&a.mo);
     const char *format = "awq";
     const cq_option opts[] = {
         OPT_INT('b', "bits", &a.job.q.bits, "N", "bits per weight (the awq format holds 4)", 2,
@@ -321,12 +371,27 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_INT(0, "grid", &a.awq.n_grid, "N", "scale ratios searched (i/N, i < N)", 1, 1000,
                 NULL),
         OPT_BOOL(0, "no-clip", &a.no_clip, "skip the clipping search"),
+        OPT_BOOL(0, "clip", &a.clip, "run the clipping search also with --then-gptq"),
         OPT_BOOL(0, "no-duo", &a.no_duo, "scales from activations only (llm-awq), not AutoAWQ's "
                  "duo scaling"),
         OPT_INT(0, "calib-block", &a.co.block, "N", "tokens per calibration block (text CALIB)",
                 16, 1 << 20, NULL),
         OPT_INT(0, "calib-docs", &a.co.max_docs, "N", "documents accepted (text CALIB)", 1,
                 1 << 24, NULL),
+        OPT_BOOL(0, "then-gptq", &a.then_gptq,
+                 "round the scaled weights with GPTQ (Hessians from the scaled model on the "
+                 "same calibration), not the AWQ quantizer; no clipping unless --clip"),
+        OPT_SETINT(0, "sym", &a.sym, 1, "--then-gptq: symmetric grid (not for --format awq)"),
+        OPT_BOOL(0, "act-order", &a.job.q.act_order,
+                 "--then-gptq: columns by decreasing Hessian diagonal"),
+        OPT_BOOL(0, "static-groups", &a.job.q.static_groups,
+                 "--then-gptq: fit group parameters before the column loop"),
+        OPT_DOUBLE(0, "damp", &a.job.q.damp, "F",
+                   "--then-gptq: damping, a fraction of mean(diag H)"),
+        OPT_INT(0, "block-size", &a.job.q.block_size, "N", "--then-gptq: lazy-update block width",
+                1, 1 << 20, NULL),
+        OPT_BOOL(0, "no-true-sequential", &a.no_ts,
+                 "--then-gptq: one Hessian pass per layer instead of one per Linear group"),
         OPT_INT(0, "threads", &a.job.q.threads, "N", "worker threads (0 = all CPUs)", 0, 1024,
                 NULL),
         OPT_STRING('f', "format", &format, "F", "output layout", "awq|gptq|ct"),
@@ -350,11 +415,28 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
         return rc;
     a.job.model = argv[0];
     a.calib = argv[1];
-    a.job.q.sym = false; /* AutoAWQ zero_point: true, the only grid the GEMM layout holds */
-    a.awq.clip = !a.no_clip;
+    a.job.q.sym = a.sym == 1; /* AutoAWQ zero_point: true, the only grid GEMM holds */
+    if (a.sym == 1 && !a.then_gptq)
+        return cq_errorf(err, CQ_E_USAGE, "--sym: only with --then-gptq (the AWQ quantizer "
+                         "has a zero point)");
+    if ((a.job.q.act_order || a.job.q.static_groups || a.no_ts) && !a.then_gptq)
+        return cq_errorf(err, CQ_E_USAGE, "--act-order, --static-groups, "
+                         "--no-true-sequential: only with --then-gptq");
+    if (a.clip && a.no_clip)
+        return cq_errorf(err, CQ_E_USAGE, "--clip and --no-clip: choose one");
+    /* Clipping clamps the weights GPTQ then takes as its target: the clip error would not be
+     * compensated, and GPTQ's own rounding already trades range for error (docs/awq.md). */
+    a.awq.clip = a.then_gptq ? a.clip : !a.no_clip;
+    a.mo.true_sequential = !a.no_ts;
     a.awq.duo_scaling = !a.no_duo;
     a.awq.threads = a.job.q.threads;
-    a.job.quantizer = &cq_quantizer_awq;
+    /* GPTQ's quantizer under the name the report, config and default output carry */
+    static cq_quantizer awq_gptq;
+    awq_gptq = cq_quantizer_gptq;
+    awq_gptq.name = "awq+gptq";
+    a.job.quantizer = a.then_gptq ? &awq_gptq : &cq_quantizer_awq;
+    if (a.then_gptq && (rc = cq_qconfig_check(&a.job.q, err)) != CQ_OK)
+        return rc;
     if (!(a.job.layout = cq_layout_find(format)))
         return cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);
     cq_error why = CQ_ERROR_INIT; /* refuse options the layout never holds before the search */
@@ -367,12 +449,19 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     a.job.report_extra = add_report;
     a.job.report_ctx = &a;
     cq_quant_summary sum;
-    if ((rc = run_search(&a, &store, err)) == CQ_OK &&
-        (rc = cq_quant_run(&a.job, &sum, err)) == CQ_OK) {
+    gptq_args g;
+    if ((rc = run_search(&a, &store, err)) == CQ_OK && a.then_gptq) {
+        then_gptq_args(&a, &g);
+        rc = cq_quant_run(&g.job, &sum, err);
+    } else if (rc == CQ_OK) {
+        rc = cq_quant_run(&a.job, &sum, err);
+    }
+    if (rc == CQ_OK) {
         cli->json = summary_json(&a, &sum);
         if (!cli->common.json)
             printf("%s\n", sum.out);
     }
+    cq_calib_release(&a.cal);
     store_release(&store);
     return rc;
 }

@@ -26,6 +26,9 @@ typedef struct gptq_args {
     int64_t stats_samples;
     char calib_digest[65];     /* sha256 of the ids (resume check) */
     const char *calib_kind;    /* "calib.bin" | "text" | "jsonl" | "statistics" */
+    /* AWQ+GPTQ (cquant awq --then-gptq): job.source supplies the scaled Linears and norms that
+     * replace each loaded layer's weights; method names the report entries (NULL: "gptq"). */
+    const char *method;
 } gptq_args;
 
 /* The producer (job->produce); ctx is the gptq_args. */

@@ -150,7 +150,12 @@ static int fallback_rtn(prod *p, const cq_st_tensor *t, const char *why, cq_erro
     cq_qresult qr = {0};
     if (!w)
         return cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory", t->name);
-    int rc = cq_st_read_f32(t, w, err);
+    const float *src = job->source ? job->source(job->source_ctx, t->name) : NULL;
+    int rc = CQ_OK;
+    if (src)
+        memcpy(w, src, (size_t)(rows * cols) * sizeof *w);
+    else
+        rc = cq_st_read_f32(t, w, err);
     if (rc == CQ_OK)
         rc = cq_rtn_quantize(&job->q, w, rows, cols, &qr, err);
     cJSON *extra = cJSON_CreateObject();
@@ -473,13 +478,50 @@ static int hk_linear(void *ctx, int64_t layer, int lin, const float *w, const cq
     cJSON *extra = stats_json(st);
     cq_debug("gptq: %s: loss %.4g (rtn %.4g) damp %g %.2fs", name, st->gptq_loss, st->rtn_loss,
              st->damp_used, st->seconds);
-    int rc = emit(p, name, "gptq", w, &copy, st->seconds, extra, err);
+    int rc = emit(p, name, p->a->method ? p->a->method : "gptq", w, &copy, st->seconds, extra,
+                  err);
     cJSON_Delete(extra);
     p->n_lin++;
     p->loss += st->gptq_loss;
     p->rtn_loss += st->rtn_loss;
     p->damp_max = st->damp_used > p->damp_max ? st->damp_used : p->damp_max;
     return rc;
+}
+
+/* Replace the loaded layer with the job's source tensors (AWQ's scaled weights and norms). */
+static int hk_loaded(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *err)
+{
+    prod *p = ctx;
+    const cq_quant_job *job = &p->a->job;
+    char name[256];
+    int64_t H = p->cfg.hidden;
+    for (int l = 0; l < CQ_LIN_COUNT + 2; l++) {
+        int64_t rows = 1, cols = H;
+        float *dst = l == CQ_LIN_COUNT ? w->in_norm : w->post_norm;
+        if (l < CQ_LIN_COUNT) {
+            lin_name(name, sizeof name, layer, l);
+            cq_linear_shape(&p->cfg, l, &rows, &cols);
+            dst = w->lin[l];
+        } else {
+            snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)layer,
+                     l == CQ_LIN_COUNT ? "input_layernorm" : "post_attention_layernorm");
+        }
+        const float *src = job->source(job->source_ctx, name);
+        if (!src)
+            return cq_errorf(err, CQ_E_INTERNAL, "layer %lld: no replacement for '%s'",
+                             (long long)layer, name);
+        memcpy(dst, src, (size_t)(rows * cols) * sizeof *dst);
+    }
+    for (int l = 0; l < CQ_LIN_COUNT; l++) { /* folding also divides v's / up's bias */
+        int64_t rows, cols;
+        const float *src = NULL;
+        cq_linear_shape(&p->cfg, l, &rows, &cols);
+        snprintf(name, sizeof name, "model.layers.%lld.%s.bias", (long long)layer,
+                 cq_linear_name(l));
+        if (w->bias[l] && (src = job->source(job->source_ctx, name)))
+            memcpy(w->bias[l], src, (size_t)rows * sizeof *src);
+    }
+    return CQ_OK;
 }
 
 static int die_after(void)
@@ -585,7 +627,7 @@ static int run_pipeline(prod *p, cq_error *err)
         rc = cq_embed(&p->cfg, p->st, a->calib.ids, a->calib.n * a->calib.seqlen, p->hidden,
                       err);
     cq_gptq_hooks hk = {.ctx = p, .wants = hk_wants, .linear_done = hk_linear,
-                        .layer_done = hk_layer};
+                        .layer_done = hk_layer, .layer_loaded = a->job.source ? hk_loaded : NULL};
     p->first_layer = first;
     p->t0 = now_s();
     if (rc == CQ_OK && first < p->cfg.n_layers)

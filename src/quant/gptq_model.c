@@ -297,6 +297,8 @@ static int run_layer(drv *d, int64_t layer, cq_error *err)
 {
     double t0 = now_s();
     int rc = cq_layer_load(&d->w, d->cfg, d->st, layer, err);
+    if (rc == CQ_OK && d->hk->layer_loaded)
+        rc = d->hk->layer_loaded(d->hk->ctx, layer, &d->w, err);
     if (d->o->true_sequential) {
         for (int p = 0; p < N_POINTS && rc == CQ_OK; p++)
             if (point_wanted(d, layer, p))
