@@ -11,7 +11,6 @@
 #include "cquant/model.h"
 #include "cquant/safetensors.h"
 #include "cquant/sha256.h"
-#include "cquant/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,86 +153,27 @@ static int keep_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
 }
 
 typedef struct calib_opts {
-    int block, max_docs, max_doc_len;
+    int block, max_docs, blocks;
+    const char *mode;   /* "split" (default) | "concat" (AutoAWQ exactly) */
 } calib_opts;
 
-static int read_text(const char *path, char **text, size_t *len, cq_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", path);
-    size_t cap = 1 << 20, n = 0, k;
-    char *buf = malloc(cap);
-    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = nb;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return cq_errorf(err, CQ_E_NOMEM, "'%s': out of memory", path);
-    if (bad) {
-        free(buf);
-        return cq_errorf(err, CQ_E_IO, "'%s': read failed", path);
-    }
-    *text = buf;
-    *len = n;
-    return CQ_OK;
-}
-
-/* AutoAWQ's calibration from a text file: documents split at blank lines, each tokenized with
- * the tokenizer's specials (BOS), then the concat protocol. */
+/* Text calibration through cq_calib_from_text: split (documents in order with a BOS each,
+ * none skipped, blocks of `block` tokens, the first `blocks`) or concat (AutoAWQ: documents
+ * over `block` tokens skipped, the first max_docs accepted). */
 static int calib_from_text(const char *path, const char *model_dir, const calib_opts *co,
                            cq_calib *out, cq_error *err)
 {
-    cq_tokenizer *tok = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    cq_doc_span *spans = NULL;
-    int64_t n_docs = 0, used = 0;
-    int32_t **ids = NULL;
-    int64_t *lens = NULL;
-    int rc = cq_tokenizer_load(&tok, model_dir, err);
-    if (rc == CQ_OK)
-        rc = read_text(path, &text, &len, err);
-    if (rc == CQ_OK)
-        rc = cq_calib_split_docs(text, len, &spans, &n_docs, err);
-    if (rc == CQ_OK && (!(ids = calloc((size_t)n_docs + 1, sizeof *ids)) ||
-                        !(lens = calloc((size_t)n_docs + 1, sizeof *lens))))
-        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory");
-    /* Tokenize only as many documents as the protocol can accept. */
-    int64_t accepted = 0;
-    for (; used < n_docs && rc == CQ_OK && accepted < co->max_docs; used++) {
-        rc = cq_tokenizer_encode(tok, text + spans[used].off, spans[used].len, 1, &ids[used],
-                                 &lens[used], err);
-        accepted += lens[used] > 0 && lens[used] <= co->max_doc_len;
-    }
-    if (rc == CQ_OK)
-        rc = cq_calib_concat((const int32_t *const *)ids, lens, used, co->block, co->max_docs,
-                             co->max_doc_len, out, err);
-    for (int64_t i = 0; ids && i < used; i++)
-        free(ids[i]);
-    free(ids);
-    free(lens);
-    free(spans);
-    free(text);
-    cq_tokenizer_free(tok);
-    if (rc != CQ_OK)
+    cq_calib_text_opts o = cq_calib_text_defaults();
+    bool split = !strcmp(co->mode, "split");
+    o.mode = split ? CQ_CALIB_SPLIT : CQ_CALIB_CONCAT;
+    o.n = split ? co->blocks : co->max_docs;
+    o.seqlen = co->block;
+    o.bos = 1;
+    const char *paths[1] = {path};
+    int rc = cq_calib_from_text(model_dir, paths, 1, &o, out, err);
+    if (rc != CQ_OK && !strstr(err->msg, path))
         cq_error_prefix(err, "calibration '%s'", path);
     return rc;
-}
-
-static bool ends_with(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
 }
 
 typedef struct awq_args {
@@ -256,6 +196,7 @@ static int add_report(void *ctx, cJSON *cfg, cq_error *err)
     awq_store *s = a->job.source_ctx;
     cJSON *o = cJSON_AddObjectToObject(cfg, "awq");
     cJSON_AddStringToObject(o, "calib", a->calib);
+    cJSON_AddStringToObject(o, "calib_mode", a->cal.mode[0] ? a->cal.mode : "ids");
     cJSON_AddNumberToObject(o, "calib_blocks", (double)a->n_blocks);
     cJSON_AddNumberToObject(o, "calib_block_tokens", (double)a->block_len);
     cJSON_AddNumberToObject(o, "n_grid", a->awq.n_grid);
@@ -290,7 +231,7 @@ static int run_search(awq_args *a, awq_store *store, cq_error *err)
     if (rc == CQ_OK)
         rc = cq_config_check(&cfg, st, err);
     if (rc == CQ_OK)
-        rc = ends_with(a->calib, ".txt") || ends_with(a->calib, ".jsonl")
+        rc = !cq_calib_is_safetensors(a->calib)
                  ? calib_from_text(a->calib, cq_st_dir(st), &a->co, cal, err)
                  : cq_calib_read(a->calib, cfg.vocab, cal, err);
     if (rc == CQ_OK && cal->n < 1)
@@ -356,7 +297,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     memset(&a, 0, sizeof a);
     a.job.argc = cli->full_argc;
     a.job.argv = cli->full_argv;
-    a.co = (calib_opts){512, 128, 512};
+    a.co = (calib_opts){512, 128, 128, "split"};
     cq_qconfig_defaults(&a.job.q);
     a.job.q.bits = 4;
     a.job.q.group_size = 128;
@@ -376,8 +317,13 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
                  "duo scaling"),
         OPT_INT(0, "calib-block", &a.co.block, "N", "tokens per calibration block (text CALIB)",
                 16, 1 << 20, NULL),
-        OPT_INT(0, "calib-docs", &a.co.max_docs, "N", "documents accepted (text CALIB)", 1,
+        OPT_STRING(0, "calib-mode", &a.co.mode, "M",
+                   "text CALIB: split = blocks of all documents, long ones kept (default); "
+                   "concat = AutoAWQ exactly (documents over a block skipped)", "split|concat"),
+        OPT_INT(0, "calib-blocks", &a.co.blocks, "N", "split: blocks used (text CALIB)", 1,
                 1 << 24, NULL),
+        OPT_INT(0, "calib-docs", &a.co.max_docs, "N", "concat: documents accepted (text CALIB)",
+                1, 1 << 24, NULL),
         OPT_BOOL(0, "then-gptq", &a.then_gptq,
                  "round the scaled weights with GPTQ (Hessians from the scaled model on the "
                  "same calibration), not the AWQ quantizer; no clipping unless --clip"),
