@@ -5,7 +5,7 @@ calibration ids, then WikiText perplexity.
 
   awq_pipeline.py MODEL CALIB_IDS EVAL_IDS [--group 128] [--grid 20] [--no-clip] [--no-duo]
                   [--then-gptq [--act-order] [--damp 0.01] [--clip]] [--seqlens 1024]
-                  [--device cuda] [--threads N] [--max-windows N]
+                  [--device cuda] [--threads N] [--max-windows N] [--save OUT.safetensors]
 
 CALIB_IDS: safetensors input_ids [n, seqlen] (a `cquant calib` file: --mode split or concat);
 all blocks run as one batch, as AutoAWQ. EVAL_IDS: safetensors input_ids or raw int32.
@@ -180,6 +180,21 @@ def awq_layer(cfg, W, i, x, cos, sin, args, clip):
     return y, rep
 
 
+def save_f32(path, tensors):
+    """Write name -> tensor as F32 safetensors (for comparison with `cquant dequant`)."""
+    import numpy as np
+    hdr, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for k in sorted(tensors):
+        a = np.ascontiguousarray(tensors[k].detach().cpu().float().numpy(), dtype="<f4")
+        hdr[k] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        blobs.append(a.tobytes())
+        off += a.nbytes
+    h = json.dumps(hdr).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -199,6 +214,7 @@ def main():
     ap.add_argument("--max-windows", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--save", help="write the final decoder weights (F32 safetensors) here")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -226,6 +242,8 @@ def main():
                                true_sequential=True, damp=args.damp)
         gp.quantize_model(cfg, W, calib, g)
     tq = time.time() - t0
+    if args.save:
+        save_f32(args.save, {k: v for k, v in W.items() if k.startswith("model.layers.")})
     ids = gp.load_ids(args.eval_ids).reshape(-1)
     res = {"method": "awq+gptq" if args.then_gptq else "awq", "group": args.group,
            "grid": args.grid, "clip": clip, "duo": args.duo, "calib_blocks": calib.shape[0],
