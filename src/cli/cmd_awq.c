@@ -297,7 +297,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     memset(&a, 0, sizeof a);
     a.job.argc = cli->full_argc;
     a.job.argv = cli->full_argv;
-    a.co = (calib_opts){512, 128, 128, "split"};
+    a.co = (calib_opts){512, 128, 32, "split"};
     cq_qconfig_defaults(&a.job.q);
     a.job.q.bits = 4;
     a.job.q.group_size = 128;
