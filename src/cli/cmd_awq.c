@@ -291,6 +291,41 @@ static void then_gptq_args(awq_args *a, gptq_args *g)
                   g->calib_digest);
 }
 
+/* Options into the job; refuse combinations before any work. */
+static int settle_args(awq_args *a, const char *format, cq_error *err)
+{
+    a->job.q.sym = a->sym == 1; /* AutoAWQ zero_point: true, the only grid GEMM holds */
+    if (a->sym == 1 && !a->then_gptq)
+        return cq_errorf(err, CQ_E_USAGE, "--sym: only with --then-gptq (the AWQ quantizer "
+                         "has a zero point)");
+    if ((a->job.q.act_order || a->job.q.static_groups || a->no_ts) && !a->then_gptq)
+        return cq_errorf(err, CQ_E_USAGE, "--act-order, --static-groups, "
+                         "--no-true-sequential: only with --then-gptq");
+    if (a->clip && a->no_clip)
+        return cq_errorf(err, CQ_E_USAGE, "--clip and --no-clip: choose one");
+    /* Clipping clamps the weights GPTQ then takes as its target: the clip error would not be
+     * compensated, and GPTQ's own rounding already trades range for error (docs/awq.md). */
+    a->awq.clip = a->then_gptq ? a->clip : !a->no_clip;
+    a->mo.true_sequential = !a->no_ts;
+    a->awq.duo_scaling = !a->no_duo;
+    a->awq.threads = a->job.q.threads;
+    /* GPTQ's quantizer under the name the report, config and default output carry */
+    static cq_quantizer awq_gptq;
+    awq_gptq = cq_quantizer_gptq;
+    awq_gptq.name = "awq+gptq";
+    a->job.quantizer = a->then_gptq ? &awq_gptq : &cq_quantizer_awq;
+    int rc = a->then_gptq ? cq_qconfig_check(&a->job.q, err) : CQ_OK;
+    if (rc != CQ_OK)
+        return rc;
+    if (!(a->job.layout = cq_layout_find(format)))
+        return cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);
+    cq_error why = CQ_ERROR_INIT; /* refuse options the layout never holds before the search */
+    int64_t probe = (int64_t)a->job.q.group_size * 32;
+    if (a->job.layout->check(&a->job.q, probe, probe, &why) != CQ_OK)
+        return cq_errorf(err, CQ_E_USAGE, "--format %s: %s", format, why.msg);
+    return CQ_OK;
+}
+
 int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
 {
     awq_args a;
@@ -361,34 +396,8 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
         return rc;
     a.job.model = argv[0];
     a.calib = argv[1];
-    a.job.q.sym = a.sym == 1; /* AutoAWQ zero_point: true, the only grid GEMM holds */
-    if (a.sym == 1 && !a.then_gptq)
-        return cq_errorf(err, CQ_E_USAGE, "--sym: only with --then-gptq (the AWQ quantizer "
-                         "has a zero point)");
-    if ((a.job.q.act_order || a.job.q.static_groups || a.no_ts) && !a.then_gptq)
-        return cq_errorf(err, CQ_E_USAGE, "--act-order, --static-groups, "
-                         "--no-true-sequential: only with --then-gptq");
-    if (a.clip && a.no_clip)
-        return cq_errorf(err, CQ_E_USAGE, "--clip and --no-clip: choose one");
-    /* Clipping clamps the weights GPTQ then takes as its target: the clip error would not be
-     * compensated, and GPTQ's own rounding already trades range for error (docs/awq.md). */
-    a.awq.clip = a.then_gptq ? a.clip : !a.no_clip;
-    a.mo.true_sequential = !a.no_ts;
-    a.awq.duo_scaling = !a.no_duo;
-    a.awq.threads = a.job.q.threads;
-    /* GPTQ's quantizer under the name the report, config and default output carry */
-    static cq_quantizer awq_gptq;
-    awq_gptq = cq_quantizer_gptq;
-    awq_gptq.name = "awq+gptq";
-    a.job.quantizer = a.then_gptq ? &awq_gptq : &cq_quantizer_awq;
-    if (a.then_gptq && (rc = cq_qconfig_check(&a.job.q, err)) != CQ_OK)
+    if ((rc = settle_args(&a, format, err)) != CQ_OK)
         return rc;
-    if (!(a.job.layout = cq_layout_find(format)))
-        return cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);
-    cq_error why = CQ_ERROR_INIT; /* refuse options the layout never holds before the search */
-    int64_t probe = (int64_t)a.job.q.group_size * 32;
-    if (a.job.layout->check(&a.job.q, probe, probe, &why) != CQ_OK)
-        return cq_errorf(err, CQ_E_USAGE, "--format %s: %s", format, why.msg);
     awq_store store = {.layers = cJSON_CreateArray()};
     a.job.source = store_get;
     a.job.source_ctx = &store;
