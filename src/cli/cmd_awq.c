@@ -154,7 +154,7 @@ static int keep_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
 
 typedef struct calib_opts {
     int block, max_docs, blocks;
-    const char *mode;   /* "split" (default) | "concat" (AutoAWQ exactly) */
+    const char *mode;   /* "concat" (AutoAWQ exactly, default) | "split" */
 } calib_opts;
 
 /* Text calibration through cq_calib_from_text: split (documents in order with a BOS each,
@@ -332,7 +332,7 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
     memset(&a, 0, sizeof a);
     a.job.argc = cli->full_argc;
     a.job.argv = cli->full_argv;
-    a.co = (calib_opts){512, 128, 32, "split"};
+    a.co = (calib_opts){512, 128, 32, "concat"};
     cq_qconfig_defaults(&a.job.q);
     a.job.q.bits = 4;
     a.job.q.group_size = 128;
@@ -353,8 +353,8 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
         OPT_INT(0, "calib-block", &a.co.block, "N", "tokens per calibration block (text CALIB)",
                 16, 1 << 20, NULL),
         OPT_STRING(0, "calib-mode", &a.co.mode, "M",
-                   "text CALIB: split = blocks of all documents, long ones kept (default); "
-                   "concat = AutoAWQ exactly (documents over a block skipped)", "split|concat"),
+                   "text CALIB: concat = AutoAWQ (documents over a block skipped, default); "
+                   "split = blocks of all documents, long ones kept", "concat|split"),
         OPT_INT(0, "calib-blocks", &a.co.blocks, "N", "split: blocks used (text CALIB)", 1,
                 1 << 24, NULL),
         OPT_INT(0, "calib-docs", &a.co.max_docs, "N", "concat: documents accepted (text CALIB)",

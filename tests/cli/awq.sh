@@ -28,10 +28,10 @@ expect 0 "$CQ_BIN" -q dequant "$T/a" -o "$T/d"
 expect 2 "$CQ_BIN" awq --bits 3 "$TINY" "$T/calib.txt" -o "$T/x" && has "$T/err" "format awq" "awq 3-bit refused"
 expect 3 "$CQ_BIN" awq "$TINY" "$T/none.txt" -o "$T/x"
 echo "tiny text" >"$T/small.txt"
-expect 4 "$CQ_BIN" awq "$TINY" "$T/small.txt" -o "$T/x" && has "$T/err" "too little text" "too little text"
+expect 4 "$CQ_BIN" awq --calib-mode split "$TINY" "$T/small.txt" -o "$T/x" && has "$T/err" "too little text" "split: too little text"
 expect 4 "$CQ_BIN" awq --calib-mode concat "$TINY" "$T/small.txt" -o "$T/x" && has "$T/err" "less than one block" "concat: too little text"
-# split (the default): long documents kept, n counts blocks; the same ids as `cquant calib --mode split`
-expect 0 "$CQ_BIN" -q awq --calib-block 64 --calib-blocks 5 --grid 2 --no-clip "$TINY" "$T/calib.txt" -o "$T/s"
+# split: long documents kept, n counts blocks; the same ids as `cquant calib --mode split`
+expect 0 "$CQ_BIN" -q awq --calib-mode split --calib-block 64 --calib-blocks 5 --grid 2 --no-clip "$TINY" "$T/calib.txt" -o "$T/s"
 has "$T/s/cquant-report.json" '"calib_blocks":[[:space:]]*5,' "split: 5 blocks"
 has "$T/s/cquant-report.json" '"calib_mode":[[:space:]]*"split"' "split: mode in the report"
 expect 0 "$CQ_BIN" -q calib --mode split -n 5 --seqlen 64 -o "$T/s.bin" "$TINY" "$T/calib.txt"

@@ -79,7 +79,7 @@ CQ_TEST(then_gptq_on_tiny)
     }
     char cmd[8192], path[4096];
     snprintf(cmd, sizeof cmd,
-             "'%s' -q awq --then-gptq --grid 5 --calib-block 64 --calib-blocks 8 --threads 2 "
+             "'%s' -q awq --then-gptq --grid 5 --calib-mode split --calib-block 64 --calib-blocks 8 --threads 2 "
              "'%s/data/models/cq-llama-tiny' '%s/data/calib-docs.txt' -o '%s/ag' >/dev/null",
              bin, src, src, tmp);
     CQ_CHECK_EQ_INT(run(cmd), 0);
