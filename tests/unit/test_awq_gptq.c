@@ -93,7 +93,7 @@ CQ_TEST(then_gptq_on_tiny)
     const cJSON *awq = cJSON_GetObjectItemCaseSensitive(cfg, "awq");
     const cJSON *gq = cJSON_GetObjectItemCaseSensitive(cfg, "gptq");
     CQ_CHECK(!strcmp(str(cfg, "method"), "awq+gptq"));
-    CQ_CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(awq, "clip")));
+    CQ_CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(awq, "clip")));
     CQ_CHECK(gq != NULL);
     CQ_CHECK_EQ_INT(num(awq, "calib_blocks"), 8);
     CQ_CHECK_EQ_INT(num(gq, "samples"), 8);
@@ -116,8 +116,7 @@ CQ_TEST(then_gptq_refusals)
     if (!bin || !src)
         return;
     char cmd[8192];
-    static const char *const bad[] = {"--act-order", "--sym", "--clip --no-clip --then-gptq",
-                                      "--then-gptq --act-order", "--then-gptq --sym"};
+    static const char *const bad[] = {"--act-order", "--sym", "--then-gptq --act-order", "--then-gptq --sym"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         /* act-order/sym with the default awq layout: no g_idx, zero point required */
         snprintf(cmd, sizeof cmd, "'%s' -q awq %s '%s/data/models/cq-llama-tiny' "
