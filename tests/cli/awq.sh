@@ -37,6 +37,12 @@ has "$T/s/cquant-report.json" '"calib_mode":[[:space:]]*"split"' "split: mode in
 expect 0 "$CQ_BIN" -q calib --mode split -n 5 --seqlen 64 -o "$T/s.bin" "$TINY" "$T/calib.txt"
 expect 0 "$CQ_BIN" -q awq --grid 2 --no-clip "$TINY" "$T/s.bin" -o "$T/s2"
 cmp -s "$T/s/model.safetensors" "$T/s2/model.safetensors" && ok || fail "split text and calib.bin give other weights"
+# --then-gptq with the GPTQ stage on its own calibration (4 windows of 32 tokens)
+expect 0 "$CQ_BIN" -q calib -n 4 --seqlen 32 -o "$T/g.bin" "$TINY" "$T/calib.txt"
+expect 0 "$CQ_BIN" -q awq $A --grid 2 --then-gptq --gptq-calib "$T/g.bin" "$TINY" "$T/calib.txt" -o "$T/ag"
+has "$T/ag/cquant-report.json" '"samples":[[:space:]]*4,' "gptq-calib: 4 windows in config.gptq"
+has "$T/ag/cquant-report.json" '"method":[[:space:]]*"awq.gptq"' "then-gptq: method"
+expect 2 "$CQ_BIN" awq --gptq-calib "$T/g.bin" "$TINY" "$T/calib.txt" -o "$T/x"
 expect 2 "$CQ_BIN" awq "$TINY" -o "$T/x"
 [ ! -e "$T/x" ] && ok || fail "refusals left an output"
 finish
