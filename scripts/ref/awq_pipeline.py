@@ -4,7 +4,7 @@ independent of the C code, for comparison with `cquant awq` (and `--then-gptq`):
 calibration ids, then WikiText perplexity.
 
   awq_pipeline.py MODEL CALIB_IDS EVAL_IDS [--group 128] [--grid 20] [--no-clip] [--no-duo]
-                  [--then-gptq [--act-order] [--damp 0.01] [--clip]] [--seqlens 1024]
+                  [--then-gptq [--act-order] [--damp 0.01]] [--seqlens 1024]
                   [--device cuda] [--threads N] [--max-windows N] [--save OUT.safetensors]
 
 CALIB_IDS: safetensors input_ids [n, seqlen] (a `cquant calib` file: --mode split or concat);
@@ -14,7 +14,7 @@ Per layer: the unmodified FP layer records each Linear's input and gives the nex
 match, gate/up -> whole MLP, down alone; n_grid ratios, duo scaling, normalisation, mean squared
 output error, strict <); all scales folded; recorded inputs divided by s; clipping (not q/k);
 then the AWQ group quantizer (codes from f32 scales, scales rounded to f16 as the checkpoint
-holds them). --then-gptq: the scaling of every layer first (clipping only with --clip), then
+holds them). --then-gptq: the scaling and clipping of every layer first, then
 gptq_pipeline.py's sequential GPTQ (asym) on the scaled model with the same ids.
 Prints one JSON line per layer (ratios, losses) and a final JSON line with the perplexities."""
 import argparse
@@ -203,8 +203,6 @@ def main():
     ap.add_argument("--group", type=int, default=128)
     ap.add_argument("--grid", type=int, default=20)
     ap.add_argument("--no-clip", dest="clip_flag", action="store_false")
-    ap.add_argument("--clip", dest="force_clip", action="store_true",
-                    help="with --then-gptq: clip before GPTQ")
     ap.add_argument("--no-duo", dest="duo", action="store_false")
     ap.add_argument("--then-gptq", action="store_true")
     ap.add_argument("--act-order", action="store_true")
@@ -224,7 +222,7 @@ def main():
     W = {k: v.to(args.device) for k, v in W.items()}
     cfg = tl.Config(json.load(open(os.path.join(d, "config.json"))))
     calib = gp.load_ids(args.calib).to(args.device)
-    clip = args.force_clip if args.then_gptq else args.clip_flag
+    clip = args.clip_flag  # also before GPTQ, as cquant awq --then-gptq
     t0 = time.time()
     cos, sin = tl.rope(cfg, calib.shape[1], args.device)
     with torch.no_grad():
