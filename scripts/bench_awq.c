@@ -10,8 +10,30 @@
 #include <stdlib.h>
 
 typedef struct bctx {
-    int64_t layer;
+    int64_t layer, tokens, seqlen;
+    const cq_model_config *cfg;
+    int n_grid;
 } bctx;
+
+/* FLOPs of one group's search: (n_grid + 2) evaluations (the FP output, plain quantization,
+ * every ratio) of the inspected module; multiply-adds count 2. Linear-only groups use the XᵀX
+ * form when tokens > 2·cols: XᵀX once (tokens·cols², half by symmetry) and per trial a
+ * [rows x cols]·[cols x cols] product. The quantize-dequantize passes are not counted. */
+static double group_flops(const bctx *b, int g)
+{
+    const cq_model_config *c = b->cfg;
+    double T = (double)b->tokens, H = (double)c->hidden, I = (double)c->intermediate;
+    double qd = (double)(c->n_heads * c->head_dim), kd = (double)(c->n_kv_heads * c->head_dim);
+    double S = (double)b->seqlen, ev = b->n_grid + 2;
+    if (g == CQ_AWQ_G_QKV) /* q,k,v,o projections + causal QKᵀ and AV (half of S x S) */
+        return ev * (2 * T * H * (qd + 2 * kd) + 2 * T * qd * H + 2 * T * S * qd);
+    if (g == CQ_AWQ_G_GATEUP)
+        return ev * 3 * 2 * T * H * I;
+    double rows = H, cols = g == CQ_AWQ_G_DOWN ? I : qd; /* down [H x I], o [H x qd] */
+    if (T > 2 * cols)
+        return T * cols * cols + (b->n_grid + 1) * 2 * rows * cols * cols;
+    return (b->n_grid + 1) * 2 * T * rows * cols;
+}
 
 static int on_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
                     const cq_awq_layer_report *rep, cq_error *err)
@@ -22,9 +44,11 @@ static int on_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
     for (int g = 0; g < CQ_AWQ_N_GROUPS; g++) {
         if (!rep->group[g].done)
             continue;
-        printf("group=%s ratio=%.2f loss_before=%.6g loss_after=%.6g seconds=%.3f\n",
-               cq_awq_group_name(g), rep->group[g].ratio, rep->group[g].loss_before,
-               rep->group[g].loss_after, rep->group[g].seconds);
+        double gf = group_flops(ctx, g) / 1e9;
+        printf("group=%s ratio=%.2f loss_before=%.6g loss_after=%.6g seconds=%.3f gflop=%.1f "
+               "gflops=%.1f\n", cq_awq_group_name(g), rep->group[g].ratio,
+               rep->group[g].loss_before, rep->group[g].loss_after, rep->group[g].seconds, gf,
+               gf / rep->group[g].seconds);
         total += rep->group[g].seconds;
     }
     printf("total_search_seconds=%.3f\n", total);
@@ -59,7 +83,7 @@ int main(int argc, char **argv)
     o.clip = false; /* the reference times the scale search only */
     o.threads = q.threads;
     cfg.n_layers = layer + 1;
-    bctx b = {layer};
+    bctx b = {layer, n_seq * seqlen, seqlen, &cfg, o.n_grid};
     int rc = cq_awq_model_run(&cfg, st, ids, n_seq, seqlen, &q, &o, on_layer, &b, &err);
     free(ids);
     cq_st_close(st);

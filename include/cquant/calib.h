@@ -27,7 +27,7 @@ typedef struct cq_calib {
     int32_t *ids;          /* [n x seqlen], owned */
     int64_t n, seqlen;
     /* __metadata__ (written as given, filled on read when present) */
-    char mode[16];         /* "random" | "concat" */
+    char mode[16];         /* "random" | "concat" | "split" */
     char tokenizer_hash[80];
     char sources[4096];    /* JSON array [{"file": basename, "sha256": hex}, ...] */
     uint64_t seed;
@@ -67,7 +67,13 @@ int cq_calib_write(const char *path, const cq_calib *c, cq_error *err);
 
 /* ---- text inputs (calib_text.c) ---- */
 
-typedef enum cq_calib_mode { CQ_CALIB_RANDOM = 0, CQ_CALIB_CONCAT = 1 } cq_calib_mode;
+/* CQ_CALIB_SPLIT: as CONCAT but no document is skipped for its length (a long one spans
+ * several blocks), and n counts blocks, not documents (docs/calib.md, docs/awq.md). */
+typedef enum cq_calib_mode {
+    CQ_CALIB_RANDOM = 0,
+    CQ_CALIB_CONCAT = 1,
+    CQ_CALIB_SPLIT = 2
+} cq_calib_mode;
 
 /* Largest decompressed text accepted from one file (a guard against gzip bombs). */
 #define CQ_TEXT_MAX_BYTES ((size_t)1 << 30)

@@ -65,6 +65,10 @@ typedef struct cq_gptq_hooks {
     /* A layer is done; hidden holds the next layer's input. */
     int (*layer_done)(void *ctx, int64_t layer, const float *hidden, double seconds,
                       cq_error *err);
+    /* Optional: the layer's checkpoint weights are loaded into w (f32) and no pass has run; the
+     * caller may overwrite any of them in place (AWQ+GPTQ: the AWQ-scaled Linears and norms),
+     * and GPTQ then collects its Hessians from and rounds those weights. */
+    int (*layer_loaded)(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *err);
 } cq_gptq_hooks;
 
 typedef struct cq_gptq_model_opts {

@@ -51,7 +51,7 @@ def attn(cfg, x, Wq, Wk, Wv, Wo, cos, sin):
     k = k.repeat_interleave(rep, dim=1)
     v = v.repeat_interleave(rep, dim=1)
     s = (q @ k.transpose(-1, -2)) / math.sqrt(cfg.head_dim)
-    mask = torch.full((S, S), float("-inf")).triu(1)
+    mask = torch.full((S, S), float("-inf"), device=q.device).triu(1)
     a = torch.softmax(s + mask, dim=-1) @ v
     return a.transpose(1, 2).reshape(B, S, cfg.heads * cfg.head_dim) @ Wo.T
 

@@ -2,6 +2,7 @@
  * the whole model (cq_awq_model_run), keep the resulting float weights and norms in memory, then
  * write them through the shared quantization driver with the AWQ group quantizer. */
 #include "cli.h"
+#include "gptq_cli.h"
 #include "quantize.h"
 
 #include "cquant/awq.h"
@@ -12,6 +13,7 @@
 #include "cquant/safetensors.h"
 #include "cquant/tokenizer.h"
 #include "linalg/det.h"
+#include "cquant/sha256.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,86 +193,27 @@ static int keep_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
 }
 
 typedef struct calib_opts {
-    int block, max_docs, max_doc_len;
+    int block, max_docs, blocks;
+    const char *mode;   /* "concat" (AutoAWQ exactly, default) | "split" */
 } calib_opts;
 
-static int read_text(const char *path, char **text, size_t *len, cq_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cq_errorf_errno(err, CQ_E_IO, "'%s': cannot open", path);
-    size_t cap = 1 << 20, n = 0, k;
-    char *buf = malloc(cap);
-    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = nb;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return cq_errorf(err, CQ_E_NOMEM, "'%s': out of memory", path);
-    if (bad) {
-        free(buf);
-        return cq_errorf(err, CQ_E_IO, "'%s': read failed", path);
-    }
-    *text = buf;
-    *len = n;
-    return CQ_OK;
-}
-
-/* AutoAWQ's calibration from a text file: documents split at blank lines, each tokenized with
- * the tokenizer's specials (BOS), then the concat protocol. */
+/* Text calibration through cq_calib_from_text: split (documents in order with a BOS each,
+ * none skipped, blocks of `block` tokens, the first `blocks`) or concat (AutoAWQ: documents
+ * over `block` tokens skipped, the first max_docs accepted). */
 static int calib_from_text(const char *path, const char *model_dir, const calib_opts *co,
                            cq_calib *out, cq_error *err)
 {
-    cq_tokenizer *tok = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    cq_doc_span *spans = NULL;
-    int64_t n_docs = 0, used = 0;
-    int32_t **ids = NULL;
-    int64_t *lens = NULL;
-    int rc = cq_tokenizer_load(&tok, model_dir, err);
-    if (rc == CQ_OK)
-        rc = read_text(path, &text, &len, err);
-    if (rc == CQ_OK)
-        rc = cq_calib_split_docs(text, len, &spans, &n_docs, err);
-    if (rc == CQ_OK && (!(ids = calloc((size_t)n_docs + 1, sizeof *ids)) ||
-                        !(lens = calloc((size_t)n_docs + 1, sizeof *lens))))
-        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory");
-    /* Tokenize only as many documents as the protocol can accept. */
-    int64_t accepted = 0;
-    for (; used < n_docs && rc == CQ_OK && accepted < co->max_docs; used++) {
-        rc = cq_tokenizer_encode(tok, text + spans[used].off, spans[used].len, 1, &ids[used],
-                                 &lens[used], err);
-        accepted += lens[used] > 0 && lens[used] <= co->max_doc_len;
-    }
-    if (rc == CQ_OK)
-        rc = cq_calib_concat((const int32_t *const *)ids, lens, used, co->block, co->max_docs,
-                             co->max_doc_len, out, err);
-    for (int64_t i = 0; ids && i < used; i++)
-        free(ids[i]);
-    free(ids);
-    free(lens);
-    free(spans);
-    free(text);
-    cq_tokenizer_free(tok);
-    if (rc != CQ_OK)
+    cq_calib_text_opts o = cq_calib_text_defaults();
+    bool split = !strcmp(co->mode, "split");
+    o.mode = split ? CQ_CALIB_SPLIT : CQ_CALIB_CONCAT;
+    o.n = split ? co->blocks : co->max_docs;
+    o.seqlen = co->block;
+    o.bos = 1;
+    const char *paths[1] = {path};
+    int rc = cq_calib_from_text(model_dir, paths, 1, &o, out, err);
+    if (rc != CQ_OK && !strstr(err->msg, path))
         cq_error_prefix(err, "calibration '%s'", path);
     return rc;
-}
-
-static bool ends_with(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
 }
 
 typedef struct awq_args {
@@ -280,6 +223,13 @@ typedef struct awq_args {
     const char *calib;
     bool no_clip, no_duo;
     int moe_min_tokens;
+    bool then_gptq;                /* GPTQ rounding of the scaled weights (gptq_produce) */
+    bool no_ts;
+    int sym;                       /* --then-gptq grid: 0 asym (default), 1 sym */
+    cq_gptq_model_opts mo;
+    cq_calib cal;                  /* kept for the GPTQ stage */
+    const char *gptq_calib;        /* --gptq-calib: the GPTQ stage's own CALIB */
+    cq_calib gcal;
     int64_t n_blocks, block_len;   /* the calibration actually used */
 } awq_args;
 
@@ -289,12 +239,27 @@ static int add_report(void *ctx, cJSON *cfg, cq_error *err)
     awq_store *s = a->job.source_ctx;
     cJSON *o = cJSON_AddObjectToObject(cfg, "awq");
     cJSON_AddStringToObject(o, "calib", a->calib);
+    cJSON_AddStringToObject(o, "calib_mode", a->cal.mode[0] ? a->cal.mode : "ids");
     cJSON_AddNumberToObject(o, "calib_blocks", (double)a->n_blocks);
     cJSON_AddNumberToObject(o, "calib_block_tokens", (double)a->block_len);
     cJSON_AddNumberToObject(o, "n_grid", a->awq.n_grid);
     cJSON_AddBoolToObject(o, "duo_scaling", a->awq.duo_scaling);
     cJSON_AddBoolToObject(o, "clip", a->awq.clip);
     cJSON_AddItemToObject(o, "layers", cJSON_Duplicate(s->layers, 1));
+    if (a->then_gptq) {
+        /* the per-Linear GPTQ losses are in the report's layer entries (method awq+gptq) */
+        cJSON *g = cJSON_AddObjectToObject(cfg, "gptq");
+        const cq_calib *gc = a->gptq_calib ? &a->gcal : &a->cal;
+        cJSON_AddStringToObject(g, "calib", a->gptq_calib ? a->gptq_calib : "the awq blocks");
+        cJSON_AddNumberToObject(g, "samples", (double)gc->n);
+        cJSON_AddNumberToObject(g, "seqlen", (double)gc->seqlen);
+        cJSON_AddBoolToObject(g, "true_sequential", a->mo.true_sequential);
+        cJSON_AddBoolToObject(g, "act_order", a->job.q.act_order);
+        cJSON_AddBoolToObject(g, "static_groups", a->job.q.static_groups);
+        cJSON_AddNumberToObject(g, "damp", a->job.q.damp);
+        cJSON_AddNumberToObject(g, "block_size", a->job.q.block_size);
+    }
+    (void)err;
     return CQ_OK;
 }
 
@@ -335,33 +300,39 @@ static int run_search(awq_args *a, awq_store *store, cq_error *err)
 {
     cq_st_model *st = NULL;
     cq_model_config cfg;
-    cq_calib cal;
-    memset(&cal, 0, sizeof cal);
+    cq_calib *cal = &a->cal;
     int rc = cq_st_open(&st, a->job.model, err);
     if (rc == CQ_OK)
         rc = cq_config_load(cq_st_dir(st), &cfg, err);
     if (rc == CQ_OK)
         rc = cq_config_check(&cfg, st, err);
     if (rc == CQ_OK)
-        rc = ends_with(a->calib, ".txt") || ends_with(a->calib, ".jsonl")
-                 ? calib_from_text(a->calib, cq_st_dir(st), &a->co, &cal, err)
-                 : cq_calib_read(a->calib, cfg.vocab, &cal, err);
-    if (rc == CQ_OK && cal.n < 1)
+        rc = !cq_calib_is_safetensors(a->calib)
+                 ? calib_from_text(a->calib, cq_st_dir(st), &a->co, cal, err)
+                 : cq_calib_read(a->calib, cfg.vocab, cal, err);
+    if (rc == CQ_OK && cal->n < 1)
         rc = cq_errorf(err, CQ_E_USAGE, "'%s': no calibration block of %d tokens", a->calib,
                        a->co.block);
     if (rc == CQ_OK) /* refuse --max-memory and a full disk before the search, not after it */
-        rc = check_up_front(a, &cfg, &cal, err);
+        rc = check_up_front(a, &cfg, cal, err);
     if (rc == CQ_OK) {
-        cq_info("awq: %lld calibration blocks of %lld tokens", (long long)cal.n,
-                (long long)cal.seqlen);
+        cq_info("awq: %lld calibration blocks of %lld tokens", (long long)cal->n,
+                (long long)cal->seqlen);
         layer_ctx lc = {store, &cfg};
-        a->n_blocks = cal.n;
-        a->block_len = cal.seqlen;
+        a->n_blocks = cal->n;
+        a->block_len = cal->seqlen;
         /* under mpirun the other ranks search with rank 0 but keep nothing (it writes) */
-        rc = cq_awq_model_run(&cfg, st, cal.ids, cal.n, cal.seqlen, &a->job.q, &a->awq,
+        rc = cq_awq_model_run(&cfg, st, cal->ids, cal->n, cal->seqlen, &a->job.q, &a->awq,
                               cq_dist_rank() == 0 ? keep_layer : drop_layer, &lc, err);
     }
-    cq_calib_release(&cal);
+    if (rc == CQ_OK && a->gptq_calib) /* as cquant gptq: calib.bin, or text -> random windows */
+        rc = cq_calib_load(cq_st_dir(st), &a->gptq_calib, 1, NULL, &a->gcal, err);
+    if (rc == CQ_OK && a->then_gptq) {
+        const cq_calib *gc = a->gptq_calib ? &a->gcal : cal;
+        cq_gptq_plan pl;
+        cq_gptq_model_plan(&cfg, gc->n, gc->seqlen, &a->mo, &pl);
+        a->job.producer_peak = pl.total;
+    }
     cq_st_close(st);
     return rc;
 }
@@ -370,6 +341,7 @@ static cJSON *summary_json(const awq_args *a, const cq_quant_summary *sum)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "command", "awq");
+    cJSON_AddBoolToObject(o, "then_gptq", a->then_gptq);
     cJSON_AddStringToObject(o, "model", a->job.model);
     cJSON_AddStringToObject(o, "calib", a->calib);
     cJSON_AddNumberToObject(o, "calib_blocks", (double)a->n_blocks);
@@ -384,17 +356,74 @@ static cJSON *summary_json(const awq_args *a, const cq_quant_summary *sum)
     return o;
 }
 
+/* The GPTQ stage: gptq_produce over the model whose layers the store replaces, on the AWQ
+ * calibration blocks (borrowed from a->cal). */
+static void then_gptq_args(awq_args *a, gptq_args *g)
+{
+    memset(g, 0, sizeof *g);
+    g->job = a->job;
+    g->job.produce = gptq_produce;
+    g->job.produce_ctx = g;
+    g->mo = a->mo;
+    g->calib_path = a->gptq_calib ? a->gptq_calib : a->calib;
+    g->calib = a->gptq_calib ? a->gcal : a->cal;
+    g->calib_kind = a->gptq_calib ? "gptq-calib" : "awq";
+    g->method = "awq+gptq";
+    cq_sha256_hex(g->calib.ids, (size_t)(g->calib.n * g->calib.seqlen) * sizeof(int32_t),
+                  g->calib_digest);
+}
+
+/* Options into the job; refuse combinations before any work. */
+static int settle_args(awq_args *a, const char *format, cq_error *err)
+{
+    a->job.q.sym = a->sym == 1; /* AutoAWQ zero_point: true, the only grid GEMM holds */
+    if (a->sym == 1 && !a->then_gptq)
+        return cq_errorf(err, CQ_E_USAGE, "--sym: only with --then-gptq (the AWQ quantizer "
+                         "has a zero point)");
+    if ((a->job.q.act_order || a->job.q.static_groups || a->no_ts || a->gptq_calib) &&
+        !a->then_gptq)
+        return cq_errorf(err, CQ_E_USAGE, "--act-order, --static-groups, --gptq-calib, "
+                         "--no-true-sequential: only with --then-gptq");
+    /* Clipping also before GPTQ: measured better on cq-llama-16m (docs/awq.md). */
+    a->awq.clip = !a->no_clip;
+    a->mo.true_sequential = !a->no_ts;
+    a->awq.duo_scaling = !a->no_duo;
+    a->awq.threads = a->job.q.threads;
+    a->awq.moe_min_tokens = a->moe_min_tokens;
+    a->mo.moe_min_tokens = a->moe_min_tokens;
+    cq_det_set_threads(a->job.q.threads); /* BLAS tiles: speed only, never the bytes */
+    if (a->then_gptq && cq_dist_size() > 1)
+        return cq_errorf(err, CQ_E_USAGE, "--then-gptq under mpirun is not supported (run one "
+                         "process)");
+    /* GPTQ's quantizer under the name the report, config and default output carry */
+    static cq_quantizer awq_gptq;
+    awq_gptq = cq_quantizer_gptq;
+    awq_gptq.name = "awq+gptq";
+    a->job.quantizer = a->then_gptq ? &awq_gptq : &cq_quantizer_awq;
+    int rc = a->then_gptq ? cq_qconfig_check(&a->job.q, err) : CQ_OK;
+    if (rc != CQ_OK)
+        return rc;
+    if (!(a->job.layout = cq_layout_find(format)))
+        return cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);
+    cq_error why = CQ_ERROR_INIT; /* refuse options the layout never holds before the search */
+    int64_t probe = (int64_t)a->job.q.group_size * 32;
+    if (a->job.layout->check(&a->job.q, probe, probe, &why) != CQ_OK)
+        return cq_errorf(err, CQ_E_USAGE, "--format %s: %s", format, why.msg);
+    return CQ_OK;
+}
+
 int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
 {
     awq_args a;
     memset(&a, 0, sizeof a);
     a.job.argc = cli->full_argc;
     a.job.argv = cli->full_argv;
-    a.co = (calib_opts){512, 128, 512};
+    a.co = (calib_opts){512, 128, 32, "concat"};
     cq_qconfig_defaults(&a.job.q);
     a.job.q.bits = 4;
     a.job.q.group_size = 128;
     cq_awq_opts_defaults(&a.awq);
+    cq_gptq_model_opts_defaults(&a.mo);
     const char *format = "awq";
     bool restart = false; /* --resume: nothing to resume, see its help */
     const cq_option opts[] = {
@@ -412,8 +441,30 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
                 "tokens (0 = hidden/8)", 0, INT32_MAX, NULL),
         OPT_INT(0, "calib-block", &a.co.block, "N", "tokens per calibration block (text CALIB)",
                 16, 1 << 20, NULL),
-        OPT_INT(0, "calib-docs", &a.co.max_docs, "N", "documents accepted (text CALIB)", 1,
+        OPT_STRING(0, "calib-mode", &a.co.mode, "M",
+                   "text CALIB: concat = AutoAWQ (documents over a block skipped, default); "
+                   "split = blocks of all documents, long ones kept", "concat|split"),
+        OPT_INT(0, "calib-blocks", &a.co.blocks, "N", "split: blocks used (text CALIB)", 1,
                 1 << 24, NULL),
+        OPT_INT(0, "calib-docs", &a.co.max_docs, "N", "concat: documents accepted (text CALIB)",
+                1, 1 << 24, NULL),
+        OPT_BOOL(0, "then-gptq", &a.then_gptq,
+                 "round the scaled weights with GPTQ (Hessians from the scaled model on the "
+                 "same calibration), not the AWQ quantizer"),
+        OPT_SETINT(0, "sym", &a.sym, 1, "--then-gptq: symmetric grid (not for --format awq)"),
+        OPT_BOOL(0, "act-order", &a.job.q.act_order,
+                 "--then-gptq: columns by decreasing Hessian diagonal"),
+        OPT_BOOL(0, "static-groups", &a.job.q.static_groups,
+                 "--then-gptq: fit group parameters before the column loop"),
+        OPT_DOUBLE(0, "damp", &a.job.q.damp, "F",
+                   "--then-gptq: damping, a fraction of mean(diag H)"),
+        OPT_INT(0, "block-size", &a.job.q.block_size, "N", "--then-gptq: lazy-update block width",
+                1, 1 << 20, NULL),
+        OPT_STRING(0, "gptq-calib", &a.gptq_calib, "CALIB",
+                   "--then-gptq: GPTQ's own calibration, as cquant gptq's CALIB (default: "
+                   "the AWQ blocks)", NULL),
+        OPT_BOOL(0, "no-true-sequential", &a.no_ts,
+                 "--then-gptq: one Hessian pass per layer instead of one per Linear group"),
         OPT_INT(0, "threads", &a.job.q.threads, "N", "worker threads (0 = all CPUs)", 0, 1024,
                 NULL),
         OPT_STRING('f', "format", &format, "F", "output layout", "awq|gptq|ct"),
@@ -441,31 +492,28 @@ int cmd_awq(cq_cli *cli, int argc, char **argv, cq_error *err)
         return rc;
     a.job.model = argv[0];
     a.calib = argv[1];
-    a.job.q.sym = false; /* AutoAWQ zero_point: true, the only grid the GEMM layout holds */
-    a.awq.clip = !a.no_clip;
-    a.awq.duo_scaling = !a.no_duo;
-    a.awq.moe_min_tokens = a.moe_min_tokens;
-    a.awq.threads = a.job.q.threads;
-    cq_det_set_threads(a.job.q.threads); /* BLAS tiles: speed only, never the bytes */
-    a.job.quantizer = &cq_quantizer_awq;
-    if (!(a.job.layout = cq_layout_find(format)))
-        return cq_errorf(err, CQ_E_USAGE, "--format: unknown layout '%s'", format);
-    cq_error why = CQ_ERROR_INIT; /* refuse options the layout never holds before the search */
-    int64_t probe = (int64_t)a.job.q.group_size * 32;
-    if (a.job.layout->check(&a.job.q, probe, probe, &why) != CQ_OK)
-        return cq_errorf(err, CQ_E_USAGE, "--format %s: %s", format, why.msg);
+    if ((rc = settle_args(&a, format, err)) != CQ_OK)
+        return rc;
     awq_store store = {.layers = cJSON_CreateArray()};
     a.job.source = store_get;
     a.job.source_ctx = &store;
     a.job.report_extra = add_report;
     a.job.report_ctx = &a;
     cq_quant_summary sum;
-    if ((rc = run_search(&a, &store, err)) == CQ_OK && cq_dist_rank() == 0 &&
-        (rc = cq_quant_run(&a.job, &sum, err)) == CQ_OK) {
+    gptq_args g;
+    if ((rc = run_search(&a, &store, err)) == CQ_OK && cq_dist_rank() == 0 && a.then_gptq) {
+        then_gptq_args(&a, &g);
+        rc = cq_quant_run(&g.job, &sum, err);
+    } else if (rc == CQ_OK && cq_dist_rank() == 0) {
+        rc = cq_quant_run(&a.job, &sum, err);
+    }
+    if (rc == CQ_OK && cq_dist_rank() == 0) {
         cli->json = summary_json(&a, &sum);
         if (!cli->common.json)
             printf("%s\n", sum.out);
     }
+    cq_calib_release(&a.cal);
+    cq_calib_release(&a.gcal);
     store_release(&store);
     return rc;
 }

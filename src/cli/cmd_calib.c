@@ -55,9 +55,11 @@ int cmd_calib(cq_cli *cli, int argc, char **argv, cq_error *err)
     const cq_option opts[] = {
         OPT_STRING('o', "output", &a.out, "FILE", "the calib.bin to write (required)", NULL),
         OPT_STRING(0, "mode", &a.mode, "M", "random: GPTQ windows of one token stream; concat: "
-                   "AutoAWQ blocks of whole documents", "random|concat"),
-        OPT_INT('n', "samples", &a.samples, "N", "random: windows; concat: most documents kept",
-                1, 1000000, NULL),
+                   "AutoAWQ blocks of whole documents; split: blocks of all documents, long "
+                   "ones kept (cquant awq's default)", "random|concat|split"),
+        OPT_INT('n', "samples", &a.samples, "N",
+                "random: windows; concat: most documents kept; split: blocks", 1, 1000000,
+                NULL),
         OPT_INT(0, "seqlen", &a.seqlen, "N", "tokens per window (0 = random: the model's "
                 "context capped at 2048; concat: 512)", 0, 1 << 20, NULL),
         OPT_INT(0, "seed", &a.seed, "N", "random.seed of the window starts", 0, INT_MAX, NULL),
@@ -81,7 +83,9 @@ int cmd_calib(cq_cli *cli, int argc, char **argv, cq_error *err)
         return cq_errorf(err, CQ_E_USAGE, "--seqlen must be at least 2");
     int rc = check_output(a.out, a.force, err);
     cq_calib_text_opts o = cq_calib_text_defaults();
-    o.mode = strcmp(a.mode, "concat") ? CQ_CALIB_RANDOM : CQ_CALIB_CONCAT;
+    o.mode = !strcmp(a.mode, "concat")  ? CQ_CALIB_CONCAT
+             : !strcmp(a.mode, "split") ? CQ_CALIB_SPLIT
+                                        : CQ_CALIB_RANDOM;
     o.n = a.samples;
     o.seqlen = a.seqlen;
     o.seed = (uint64_t)a.seed;

@@ -29,6 +29,9 @@ typedef struct gptq_args {
     int moe_min_tokens;        /* --moe-min-tokens (0 = auto) */
     cJSON *report_section;     /* the report's "gptq" object (borrowed; MoE summary) */
     bool dist_started;         /* rank 0 reached the pipeline's start agreement */
+    /* AWQ+GPTQ (cquant awq --then-gptq): job.source supplies the scaled Linears and norms that
+     * replace each loaded layer's weights; method names the report entries (NULL: "gptq"). */
+    const char *method;
 } gptq_args;
 
 /* The producer (job->produce); ctx is the gptq_args. */

@@ -178,7 +178,12 @@ static int fallback_rtn(prod *p, const cq_st_tensor *t, const char *why, cq_erro
     cq_qresult qr = {0};
     if (!w)
         return cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory", t->name);
-    int rc = cq_st_read_f32(t, w, err);
+    const float *src = job->source ? job->source(job->source_ctx, t->name) : NULL;
+    int rc = CQ_OK;
+    if (src)
+        memcpy(w, src, (size_t)(rows * cols) * sizeof *w);
+    else
+        rc = cq_st_read_f32(t, w, err);
     if (rc == CQ_OK)
         rc = cq_rtn_quantize(&job->q, w, rows, cols, &qr, err);
     cJSON *extra = cJSON_CreateObject();
@@ -612,13 +617,45 @@ static int hk_linear(void *ctx, int64_t layer, int lin, const float *w, const cq
     }
     cq_debug("gptq: %s: loss %.4g (rtn %.4g) damp %g %.2fs", name, st->gptq_loss, st->rtn_loss,
              st->damp_used, st->seconds);
-    int rc = emit(p, name, "gptq", w, &copy, st->seconds, extra, err);
+    int rc = emit(p, name, p->a->method ? p->a->method : "gptq", w, &copy, st->seconds, extra,
+                  err);
     cJSON_Delete(extra);
     p->n_lin++;
     p->loss += st->gptq_loss;
     p->rtn_loss += st->rtn_loss;
     p->damp_max = st->damp_used > p->damp_max ? st->damp_used : p->damp_max;
     return rc;
+}
+
+/* One tensor of the loaded layer replaced by the job's source (AWQ's scaled weights and the
+ * norms and biases the scales were folded into); tensors the source lacks stay as loaded. */
+static int replace_tensor(void *ctx, const cq_layer_tensor *t, cq_error *err)
+{
+    const cq_quant_job *job = ctx;
+    const float *src = job->source(job->source_ctx, t->name);
+    int64_t n = t->ndim == 2 ? t->shape[0] * t->shape[1] : t->shape[0];
+    (void)err;
+    if (src && t->data)
+        memcpy(t->data, src, (size_t)n * sizeof *src);
+    return CQ_OK;
+}
+
+/* Replace the loaded layer with the job's source tensors (cquant awq --then-gptq). Every Linear
+ * must have its replacement: a missing one would be rounded unscaled. */
+static int hk_loaded(void *ctx, int64_t layer, cq_layer_weights *w, cq_error *err)
+{
+    prod *p = ctx;
+    const cq_quant_job *job = &p->a->job;
+    for (int l = 0; l < CQ_LIN_COUNT; l++) {
+        char name[256];
+        if (!w->lin[l] || !cq_linear_present(&p->cfg, l))
+            continue;
+        lin_name(p, name, sizeof name, layer, l);
+        if (!job->source(job->source_ctx, name))
+            return cq_errorf(err, CQ_E_INTERNAL, "layer %lld: no replacement for '%s'",
+                             (long long)layer, name);
+    }
+    return cq_layer_foreach(&p->cfg, w, layer, replace_tensor, (void *)job, err);
 }
 
 /* Test hooks (tests/cli/gptq.sh, tests/cli/faults.sh, tests/mpi/same_bytes.sh): exit as a
@@ -853,7 +890,7 @@ static int run_pipeline(prod *p, cq_error *err)
     if (fd >= 0)
         close(fd);
     cq_gptq_hooks hk = {.ctx = p, .wants = hk_wants, .linear_done = hk_linear,
-                        .layer_done = hk_layer};
+                        .layer_done = hk_layer, .layer_loaded = a->job.source ? hk_loaded : NULL};
     p->first_layer = first;
     p->t0 = now_s();
     p->sent_before = (int64_t)cq_dist_bytes_sent();

@@ -149,6 +149,9 @@ int cq_calib_concat(const int32_t *const *docs, const int64_t *lens, int64_t n_d
             accepted++;
         }
     }
+    if ((block < 1 || total / block < 1) && max_doc_len == INT64_MAX)
+        return cq_errorf(err, CQ_E_USAGE, "calibration documents give %lld tokens, less than "
+                         "one block of %lld", (long long)total, (long long)block);
     if (block < 1 || total / block < 1)
         return cq_errorf(err, CQ_E_USAGE, "calibration documents give %lld tokens (after skipping "
                          "documents over %lld tokens), less than one block of %lld",

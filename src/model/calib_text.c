@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,7 +388,7 @@ int64_t cq_calib_default_seqlen(const cq_calib_text_opts *opt, int64_t max_pos)
 {
     if (opt->seqlen > 0)
         return opt->seqlen;
-    if (opt->mode == CQ_CALIB_CONCAT)
+    if (opt->mode == CQ_CALIB_CONCAT || opt->mode == CQ_CALIB_SPLIT)
         return 512;
     return max_pos > 0 && max_pos < 2048 ? max_pos : 2048;
 }
@@ -451,18 +452,26 @@ static int concat_blocks(const cq_tokenizer *tok, const char *text, const cq_doc
                          int64_t n_docs, const cq_calib_text_opts *opt, int64_t seqlen,
                          const char *names, cq_calib *out, cq_error *err)
 {
-    int64_t max_docs = opt->n > 0 ? opt->n : 128, accepted = 0, used = 0;
+    int64_t max_docs = opt->n > 0 ? opt->n : 128, accepted = 0, used = 0, total = 0;
+    bool split = opt->mode == CQ_CALIB_SPLIT; /* n = blocks; long documents kept */
+    int64_t want = split ? max_docs * seqlen : 0, max_len = split ? INT64_MAX : seqlen;
     int32_t **ids = calloc(n_docs ? (size_t)n_docs : 1, sizeof *ids);
     int64_t *lens = calloc(n_docs ? (size_t)n_docs : 1, sizeof *lens);
     int rc = ids && lens ? CQ_OK : cq_errorf(err, CQ_E_NOMEM, "out of memory for documents");
     int bos = opt->bos != 0;
-    for (int64_t d = 0; d < n_docs && accepted < max_docs && rc == CQ_OK; d++, used = d) {
+    for (int64_t d = 0; d < n_docs && (split ? total < want : accepted < max_docs) &&
+                        rc == CQ_OK; d++, used = d) {
         rc = encode(tok, text + docs[d].off, docs[d].len, bos, &ids[d], &lens[d], err);
         accepted += rc == CQ_OK && lens[d] > 0 && lens[d] <= seqlen;
+        total += rc == CQ_OK ? lens[d] : 0;
     }
     if (rc == CQ_OK)
-        rc = cq_calib_concat((const int32_t *const *)ids, lens, used, seqlen, max_docs, seqlen,
-                             out, err);
+        rc = cq_calib_concat((const int32_t *const *)ids, lens, used, seqlen,
+                             split ? INT64_MAX : max_docs, max_len, out, err);
+    if (rc == CQ_OK && split) {
+        out->n = out->n < max_docs ? out->n : max_docs; /* the first n blocks */
+        strcpy(out->mode, "split");
+    }
     if (rc == CQ_E_USAGE) { /* fewer tokens than one block: a property of the input */
         cq_error_prefix(err, "%s: too little text", names);
         rc = err->code = CQ_E_FORMAT;
@@ -491,7 +500,7 @@ int cq_calib_from_text_tok(const cq_tokenizer *tok, int64_t max_pos, const char 
     size_t len = 0;
     cq_doc_span *docs = NULL;
     int64_t n_docs = 0;
-    int concat = opt->mode == CQ_CALIB_CONCAT;
+    int concat = opt->mode == CQ_CALIB_CONCAT || opt->mode == CQ_CALIB_SPLIT;
     name_files(paths, n_paths, names, sizeof names);
     int rc = cq_text_read(paths, n_paths, &text, &len, concat ? &docs : NULL, &n_docs, sources,
                           sizeof sources, err);

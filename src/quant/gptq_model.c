@@ -545,6 +545,8 @@ static int run_layer(drv *d, int64_t layer, cq_error *err)
 {
     double t0 = now_s();
     int rc = cq_layer_load(&d->w, d->cfg, d->st, layer, err);
+    if (rc == CQ_OK && d->hk->layer_loaded)
+        rc = d->hk->layer_loaded(d->hk->ctx, layer, &d->w, err);
     rc = cq_dist_agree(rc, err);
     if (rc == CQ_OK)
         rc = layer_wants(d, layer, err);

@@ -222,6 +222,53 @@ CQ_TEST(concat_blocks_match_naive_autoawq)
     cq_tokenizer_free(tok);
 }
 
+/* Split: every document kept (the long one spans blocks), the first n blocks of the stream. */
+CQ_TEST(split_blocks_keep_long_documents)
+{
+    char dir[4096];
+    cq_tokenizer *tok = tiny_tokenizer(dir, sizeof dir);
+    if (!tok)
+        return;
+    const char *docs[] = {
+        "The cat sat on the mat.",
+        "A much longer document that goes on and on, with many words, far more than sixteen "
+        "tokens of the tiny model's vocabulary, which the split mode keeps.",
+        "Debian packages are built from source.",
+        "Short one.",
+    };
+    char text[2048] = "";
+    int32_t want[512];
+    int64_t total = 0;
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        strcat(text, i ? "\n\n" : "");
+        strcat(text, docs[i]);
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        cq_error e = CQ_ERROR_INIT;
+        CQ_CHECK_OK(cq_tokenizer_encode(tok, docs[i], strlen(docs[i]), 1, &ids, &n, &e), &e);
+        for (int64_t k = 0; k < n && total < 512; k++)
+            want[total++] = ids[k];
+        free(ids);
+    }
+    const char *p = write_file("split.txt", text, strlen(text));
+    cq_calib_text_opts o = cq_calib_text_defaults();
+    o.mode = CQ_CALIB_SPLIT;
+    o.seqlen = 8;
+    cq_calib c;
+    cq_error err = CQ_ERROR_INIT;
+    for (int64_t n = 1; n <= 1000; n *= 3) { /* 1, 3, 9, 27, 81 (fewer when text runs out) */
+        o.n = n;
+        CQ_CHECK_OK(cq_calib_from_text_tok(tok, 2048, &p, 1, &o, &c, &err), &err);
+        int64_t expect = total / 8 < n ? total / 8 : n;
+        CQ_CHECK_EQ_INT(c.n, expect);
+        CQ_CHECK(c.n == expect && memcmp(c.ids, want, (size_t)(expect * 8) * 4) == 0);
+        CQ_CHECK(!strcmp(c.mode, "split") && c.bos == 1);
+        cq_calib_release(&c);
+    }
+    CQ_CHECK(total / 8 > 3); /* the long document really spans blocks */
+    cq_tokenizer_free(tok);
+}
+
 /* Random windows from text: the stream is the text's tokens (no BOS by default, one BOS first
  * with bos = 1), windows at random.seed(7); randint(0, len - 9) starts, drawn here with
  * cq_mt_randint (checked against CPython in test_calib.c; the WikiText starts from Python are
