@@ -32,7 +32,9 @@ for m in mixtral qwen2moe qwen3moe; do
     has "$T/$m-gptq/cquant-report.json" '"fallback_experts"' "$m gptq: report fallback list"
     packed "$T/$m-gptq" "$R" "$X"
     ppl_ok "$T/$m-gptq"
-    expect 0 "$CQ_BIN" awq --group 32 --calib-block 32 "$D/$m" "$TXT" -o "$T/$m-awq"
+    # one 200-token paragraph: split mode keeps it (concat skips documents over a block)
+    expect 0 "$CQ_BIN" awq --group 32 --calib-block 32 --calib-mode split "$D/$m" "$TXT" \
+        -o "$T/$m-awq"
     has "$T/err" "layer 1 experts, routed calibration tokens" "$m awq: tokens per expert"
     has "$T/$m-awq/config.json" "\"modules_to_not_convert\"" "$m awq: float modules listed"
     has "$T/$m-awq/config.json" "\"$R\"" "$m awq: router not converted"
