@@ -80,7 +80,7 @@ O=(gptq --group 32 --samples 4 --seqlen 32 --chunk-tokens 32 "$ARCH/opt" "$TEXT"
 expect 0 "$CQ_BIN" -q "${O[@]}" -o "$T/o1"
 expect 0 mpi 2 "$CQ_BIN" -q "${O[@]}" -o "$T/o2"
 same "$T/o1/model.safetensors" "$T/o2/model.safetensors"
-Q=(awq --group 32 --calib-block 32 --grid 5 "$ARCH/qwen2moe" "$ARCH/text.txt")
+Q=(awq --group 32 --calib-block 32 --calib-mode split --grid 5 "$ARCH/qwen2moe" "$ARCH/text.txt")
 expect 0 "$CQ_BIN" -q "${Q[@]}" -o "$T/q1"
 expect 0 mpi 2 "$CQ_BIN" -q "${Q[@]}" -o "$T/q2"
 same "$T/q1/model.safetensors" "$T/q2/model.safetensors"
