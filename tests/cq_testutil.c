@@ -275,3 +275,13 @@ int cq_test_open_model(const char *dir, cq_model_config *cfg, cq_st_model **st)
     CQ_CHECK_OK(rc, &err);
     return rc;
 }
+
+double cq_test_max_rel_diff(const float *got, const float *ref, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)got[i] - ref[i]));
+        den = fmax(den, fabs((double)ref[i]));
+    }
+    return num / den;
+}

@@ -64,6 +64,8 @@ void cq_test_minmax_f32(const float *w, int64_t n, int bits, bool sym, float *sc
                         float *zero);
 /* tr((W - Q) H (W - Q)^T) in double: a layer's output error on the inputs whose (unscaled)
  * Gram matrix is H [cols x cols]; W and Q are [rows x cols]. */
+/* max|got - ref| / max|ref| over n values (an output compared with its reference). */
+double cq_test_max_rel_diff(const float *got, const float *ref, int64_t n);
 double cq_test_output_error(const float *w, const float *q, int64_t rows, int64_t cols,
                             const double *h);
 

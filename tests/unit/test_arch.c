@@ -2,6 +2,7 @@
  * tests/data/arch/<name>/ (random-initialized, bf16, scripts/ref/make_arch_fixtures.py) hold the
  * fp32 eager forward of 64 tokens: every layer's input (hidden.<i>) and the logits. */
 #include "cq_test.h"
+#include "cq_testutil.h"
 
 #include "cquant/awq.h"
 #include "cquant/model.h"
@@ -277,12 +278,8 @@ static int on_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
                               err);
     if (rc == CQ_OK)
         rc = cq_layer_forward(c->m, w, c->hidden, c->got, c->n_seq, c->seqlen, NULL, NULL, err);
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n && rc == CQ_OK; i++) {
-        num = fmax(num, fabs((double)c->got[i] - c->ref[i]));
-        den = fmax(den, fabs((double)c->ref[i]));
-    }
-    c->worst = fmax(c->worst, rc == CQ_OK ? num / den : INFINITY);
+    c->worst = fmax(c->worst,
+                    rc == CQ_OK ? cq_test_max_rel_diff(c->got, c->ref, n) : INFINITY);
     for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
         c->searched[g] += rep->group[g].done;
     c->layers++;

@@ -3,6 +3,7 @@
  * against a brute force, and the whole-model driver on stories260K (folding without clipping
  * must leave the layer's FP output unchanged). */
 #include "cq_test.h"
+#include "cq_testutil.h"
 
 #include "cquant/awq.h"
 #include "cquant/model.h"
@@ -490,12 +491,8 @@ static int on_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
                               err);
     if (rc == CQ_OK)
         rc = cq_layer_forward(c->m, w, c->hidden, c->got, c->n_seq, c->seqlen, NULL, NULL, err);
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n && rc == CQ_OK; i++) {
-        num = fmax(num, fabs((double)c->got[i] - c->ref[i]));
-        den = fmax(den, fabs((double)c->ref[i]));
-    }
-    c->worst = fmax(c->worst, num / den);
+    if (rc == CQ_OK)
+        c->worst = fmax(c->worst, cq_test_max_rel_diff(c->got, c->ref, n));
     for (int g = 0; g < CQ_AWQ_N_GROUPS; g++)
         if (rep->group[g].done && rep->group[g].loss_after > rep->group[g].loss_before)
             c->loss_worse++;

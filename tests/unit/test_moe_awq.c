@@ -4,6 +4,7 @@
  * expert's reported routed tokens equal the top-k counts of the router logits computed here in
  * double; the counts add up to tokens·k; an expert below the threshold takes all tokens. */
 #include "cq_test.h"
+#include "cq_testutil.h"
 #include "cquant/awq.h"
 
 #include <math.h>
@@ -67,12 +68,8 @@ static int on_layer(void *ctx, int64_t layer, const cq_layer_weights *w,
                               err);
     if (rc == CQ_OK)
         rc = cq_layer_forward(c->m, w, c->hidden, c->got, c->n_seq, c->seqlen, NULL, NULL, err);
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n && rc == CQ_OK; i++) {
-        num = fmax(num, fabs((double)c->got[i] - c->ref[i]));
-        den = fmax(den, fabs((double)c->ref[i]));
-    }
-    c->worst = fmax(c->worst, num / den);
+    if (rc == CQ_OK)
+        c->worst = fmax(c->worst, cq_test_max_rel_diff(c->got, c->ref, n));
     CQ_CHECK(rep->moe != NULL);
     if (rc == CQ_OK && rep->moe) {
         int64_t count[64], sum = 0, E = c->cfg->n_experts;
