@@ -120,6 +120,10 @@ int cq_awq_search_clip(const cq_qconfig *q, const cq_awq_opts *o, const float *w
                        cq_error *err);
 /* Clamp each group of w to [-max_val, max_val]. */
 void cq_awq_apply_clip(float *w, int64_t rows, int64_t cols, int64_t group, const float *max_val);
+/* The report's mean_shrink: mean over groups of max_val / max|w| of the unclipped w (1 for an
+ * all-zero group). */
+double cq_awq_mean_shrink(const float *w, int64_t rows, int64_t cols, int64_t group,
+                          const float *max_val);
 
 /* ---- whole model (§F.1) ---- */
 

@@ -590,3 +590,18 @@ void cq_awq_apply_clip(float *w, int64_t rows, int64_t cols, int64_t group, cons
             *v = *v < -mv ? -mv : (*v > mv ? mv : *v);
         }
 }
+
+double cq_awq_mean_shrink(const float *w, int64_t rows, int64_t cols, int64_t group,
+                          const float *max_val)
+{
+    int64_t ng = (cols + group - 1) / group;
+    double sum = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t g = 0; g < ng; g++) {
+            float a = 0;
+            for (int64_t k = g * group; k < cols && k < (g + 1) * group; k++)
+                a = fabsf(w[r * cols + k]) > a ? fabsf(w[r * cols + k]) : a;
+            sum += a > 0 ? max_val[r * ng + g] / a : 1.0;
+        }
+    return rows * ng > 0 ? sum / (double)(rows * ng) : 1.0;
+}

@@ -16,6 +16,7 @@
 #include "cquant/dist.h"
 #include "quant/awq_moe.h"
 #include "quant/grid.h"
+#include "quant/par.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -165,13 +166,6 @@ static bool group_runs(const cq_model_config *cfg, int g)
     return !(cfg->post_ln && (g == CQ_AWQ_G_QKV || g == CQ_AWQ_G_GATEUP));
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int search_group(drv *d, int g, cq_awq_layer_report *rep, cq_error *err)
 {
     float *ws[4];
@@ -189,7 +183,7 @@ static int search_group(drv *d, int g, cq_awq_layer_report *rep, cq_error *err)
     if (g == CQ_AWQ_G_GATEUP && n == 1) /* OPT's fc1 is inspected alone, as AutoAWQ does */
         grp.block = NULL;
     cq_awq_scale_result res = {.scales = d->s[g]};
-    double t0 = now_s();
+    double t0 = cq_par_now();
     int rc = cq_awq_search_scale(d->q, d->o, &grp, &res, err);
     if (rc != CQ_OK) {
         cq_error_prefix(err, "layer %lld %s", (long long)rep->layer, group_names[g]);
@@ -199,7 +193,7 @@ static int search_group(drv *d, int g, cq_awq_layer_report *rep, cq_error *err)
     rep->group[g].ratio = res.ratio;
     rep->group[g].loss_before = res.loss_before;
     rep->group[g].loss_after = res.loss_after;
-    rep->group[g].seconds = now_s() - t0;
+    rep->group[g].seconds = cq_par_now() - t0;
     return CQ_OK;
 }
 
@@ -252,21 +246,12 @@ static int clip_search(drv *d, int lin, float *mv, cq_awq_layer_report *rep, cq_
     int64_t rows, cols;
     cq_linear_shape(d->cfg, lin, &rows, &cols);
     int64_t group = d->q->group_size > 0 ? d->q->group_size : cols;
-    int64_t ng = (cols + group - 1) / group;
     const float *w = d->w.lin[lin];
     int rc = cq_awq_search_clip(d->q, d->o, w, rows, cols, d->in.x[cq_linear_hook_point(lin)],
                                 d->tokens, mv, err);
-    double sum = 0;
-    for (int64_t r = 0; r < rows && rc == CQ_OK; r++)
-        for (int64_t g = 0; g < ng; g++) {
-            float a = 0;
-            for (int64_t k = g * group; k < cols && k < (g + 1) * group; k++)
-                a = fabsf(w[r * cols + k]) > a ? fabsf(w[r * cols + k]) : a;
-            sum += a > 0 ? mv[r * ng + g] / a : 1.0;
-        }
     if (rc == CQ_OK) {
         rep->lin[lin].clipped = true;
-        rep->lin[lin].mean_shrink = sum / (double)(rows * ng);
+        rep->lin[lin].mean_shrink = cq_awq_mean_shrink(w, rows, cols, group, mv);
     }
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "quant/awq_moe.h"
 
 #include "cquant/checked.h"
+#include "quant/par.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -41,13 +42,6 @@ struct awq_moe {
 static int64_t width(const cq_model_config *c, int64_t slot)
 {
     return slot == c->n_experts ? c->shared_intermediate : c->moe_intermediate;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int awq_moe_new(awq_moe **out, const cq_model_config *cfg, const cq_qconfig *q,
@@ -182,7 +176,7 @@ static int search_gate_up(awq_moe *g, const awq_moe_env *env, cq_awq_layer_repor
                         .n_linear = 1, .w = &stack, .rows = &R, .block = moe_block,
                         .block_ctx = &b, .out_elems = env->tokens * g->cfg->hidden};
     cq_awq_scale_result res = {.scales = g->s_gu};
-    double t0 = now_s();
+    double t0 = cq_par_now();
     int rc = cq_awq_search_scale(g->q, g->o, &grp, &res, err);
     if (rc != CQ_OK)
         return rc;
@@ -190,7 +184,7 @@ static int search_gate_up(awq_moe *g, const awq_moe_env *env, cq_awq_layer_repor
     rep->group[CQ_AWQ_G_GATEUP].ratio = res.ratio;
     rep->group[CQ_AWQ_G_GATEUP].loss_before = res.loss_before;
     rep->group[CQ_AWQ_G_GATEUP].loss_after = res.loss_after;
-    rep->group[CQ_AWQ_G_GATEUP].seconds = now_s() - t0;
+    rep->group[CQ_AWQ_G_GATEUP].seconds = cq_par_now() - t0;
     return CQ_OK;
 }
 
@@ -266,17 +260,9 @@ static int clip(awq_moe *g, float *w, int64_t rows_n, int64_t cols, const float 
     if (!mv)
         return cq_errorf(err, CQ_E_NOMEM, "out of memory clipping an expert");
     int rc = cq_awq_search_clip(g->q, g->o, w, rows_n, cols, x, n, mv, err);
-    double sum = 0;
-    for (int64_t r = 0; r < rows_n && rc == CQ_OK; r++)
-        for (int64_t k = 0; k < ng; k++) {
-            float a = 0;
-            for (int64_t j = k * group; j < cols && j < (k + 1) * group; j++)
-                a = fabsf(w[r * cols + j]) > a ? fabsf(w[r * cols + j]) : a;
-            sum += a > 0 ? mv[r * ng + k] / a : 1.0;
-        }
     if (rc == CQ_OK) {
+        *shrink = cq_awq_mean_shrink(w, rows_n, cols, group, mv); /* before clipping w */
         cq_awq_apply_clip(w, rows_n, cols, group, mv);
-        *shrink = sum / (double)(rows_n * ng);
     }
     free(mv);
     return rc;
