@@ -8,6 +8,7 @@
 #include "cquant/json.h"
 #include "cquant/log.h"
 #include "cquant/outdir.h"
+#include "quant/par.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,13 +42,6 @@ typedef struct running {
     double t0;
 } running;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* An unlinked temporary file for a child's stdout or stderr. */
 static int capture_fd(void)
 {
@@ -67,7 +61,7 @@ static int spawn(char *const *argv, running *r, cq_error *err)
     if (r->out_fd < 0 || r->err_fd < 0)
         return cq_errorf_errno(err, CQ_E_IO, "batch: cannot create a temporary file");
     fflush(NULL);
-    r->t0 = now_s();
+    r->t0 = cq_par_now();
     r->pid = fork();
     if (r->pid < 0)
         return cq_errorf_errno(err, CQ_E_IO, "batch: cannot start a job");
@@ -114,7 +108,7 @@ static void finish(running *r, int status, job_result *res)
     size_t olen = 0, elen = 0;
     char *out = slurp(r->out_fd, &olen), *errtext = slurp(r->err_fd, &elen);
     cq_error perr = CQ_ERROR_INIT;
-    res->seconds = now_s() - r->t0;
+    res->seconds = cq_par_now() - r->t0;
     res->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     res->status = res->exit_code == 0 ? "ok" : "failed";
     if (out && olen && cq_json_parse(&res->summary, out, olen, "job output", &perr) != CQ_OK)
@@ -204,11 +198,11 @@ static int launch(sched *s, int i, cq_error *err)
 {
     const cq_batch_job *j = &s->b->jobs[i];
     job_result *r = &s->res[i];
-    double t0 = now_s();
+    double t0 = cq_par_now();
     if (cq_batch_is_done(j, r->note, sizeof r->note)) {
         r->status = "skipped";
         r->exit_code = 0;
-        r->seconds = now_s() - t0;
+        r->seconds = cq_par_now() - t0;
         eval_job(j, s->exe, s->mem_opt, r);
         progress(s, i);
         return CQ_OK;

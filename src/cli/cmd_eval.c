@@ -10,6 +10,7 @@
 #include "cquant/plan.h"
 #include "cquant/qsource.h"
 #include "cquant/tokenizer.h"
+#include "quant/par.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -27,13 +28,6 @@ typedef struct eval_run {
     const char *path;      /* MODEL as given, for messages */
     int seqlen_set;        /* --seqlen given */
 } eval_run;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* NaN/Inf in a Linear (a float weight, or a quantized one's scales) would only make the
  * perplexity NaN: name the tensor instead (exit 5). Norms, embedding and lm_head are caught by
@@ -200,7 +194,7 @@ int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
     int rc = cli_expect_args(n, 2, "MODEL TEXT", err);
     if (rc == CQ_OK && seqlen == 1)
         rc = cq_errorf(err, CQ_E_USAGE, "--seqlen must be at least 2");
-    double t0 = now_s();
+    double t0 = cq_par_now();
     eval_run r;
     memset(&r, 0, sizeof r);
     r.path = n > 0 ? argv[0] : "";
@@ -225,7 +219,7 @@ int cmd_eval(cq_cli *cli, int argc, char **argv, cq_error *err)
                        "NaN/Inf in the embedding, norm or lm_head weights, or an overflow",
                        argv[0], res.mean_nll);
     if (rc == CQ_OK)
-        summary(cli, &r, argv[0], argv[1], &o, &res, now_s() - t0);
+        summary(cli, &r, argv[0], argv[1], &o, &res, cq_par_now() - t0);
     free(r.ids);
     cq_qsource_free(r.qs);
     cq_st_close(r.st);

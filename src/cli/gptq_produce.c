@@ -25,6 +25,7 @@
 #include "cquant/log.h"
 #include "cquant/outdir.h"
 #include "cquant/stats.h"
+#include "quant/par.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,13 +65,6 @@ typedef struct prod {
     char moe_line[2048];       /* the layer's experts: routed tokens, '*' = fallback */
     size_t moe_len;
 } prod;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int64_t sink_index(const prod *p, const char *name)
 {
@@ -172,7 +166,7 @@ static int fallback_rtn(prod *p, const cq_st_tensor *t, const char *why, cq_erro
     if (job->strict)
         return cq_errorf(err, CQ_E_USAGE, "tensor '%s': %s (--strict)", t->name, why);
     cq_warn("tensor '%s': %s; quantized with rtn", t->name, why);
-    double t0 = now_s();
+    double t0 = cq_par_now();
     int64_t rows = t->shape[0], cols = t->shape[1];
     float *w = malloc((size_t)(rows * cols) * sizeof *w);
     cq_qresult qr = {0};
@@ -189,7 +183,7 @@ static int fallback_rtn(prod *p, const cq_st_tensor *t, const char *why, cq_erro
     cJSON *extra = cJSON_CreateObject();
     cJSON_AddStringToObject(extra, "fallback", why);
     if (rc == CQ_OK)
-        rc = emit(p, t->name, "rtn", w, &qr, now_s() - t0, extra, err);
+        rc = emit(p, t->name, "rtn", w, &qr, cq_par_now() - t0, extra, err);
     cJSON_Delete(extra);
     cq_qresult_release(&qr);
     free(w);
@@ -701,7 +695,7 @@ static int hk_layer(void *ctx, int64_t layer, const float *hidden, double secs, 
     prod *p = ctx;
     (void)hidden;
     int64_t n = p->cfg.n_layers, done = layer + 1 - p->first_layer;
-    double eta = (now_s() - p->t0) / (double)done * (double)(n - layer - 1);
+    double eta = (cq_par_now() - p->t0) / (double)done * (double)(n - layer - 1);
     cq_info("gptq: layer %lld/%lld: %d linears, loss %.4g (rtn %.4g), damp %g, %.1fs, ETA %.0fs",
             (long long)layer + 1, (long long)n, p->n_lin, p->loss, p->rtn_loss, p->damp_max,
             secs, eta);
@@ -892,7 +886,7 @@ static int run_pipeline(prod *p, cq_error *err)
     cq_gptq_hooks hk = {.ctx = p, .wants = hk_wants, .linear_done = hk_linear,
                         .layer_done = hk_layer, .layer_loaded = a->job.source ? hk_loaded : NULL};
     p->first_layer = first;
-    p->t0 = now_s();
+    p->t0 = cq_par_now();
     p->sent_before = (int64_t)cq_dist_bytes_sent();
     if (rc == CQ_OK && first < p->cfg.n_layers)
         rc = cq_gptq_model_run(&p->cfg, p->st, p->hidden, a->calib.n, a->calib.seqlen, first,

@@ -12,6 +12,7 @@
 #include "cquant/safetensors.h"
 #include "cquant/select.h"
 #include "cquant/sha256.h"
+#include "quant/par.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -66,7 +67,7 @@ struct cq_quant_sink {
     double t0;
     hasher hash;
     int workers;           /* tensors in flight at once (plan_workers) */
-    double phase[PH_COUNT]; /* when each phase ended (now_s), for -v */
+    double phase[PH_COUNT]; /* when each phase ended (cq_par_now), for -v */
     bool resumed;          /* the temporary folder of a killed run was kept (--resume) */
     bool keep;             /* on failure, leave the temporary folder for --resume */
     int64_t *quant_idx;    /* items planned for quantization (producer view) */
@@ -126,13 +127,6 @@ static int hasher_finish(hasher *h, cq_report *r, cq_error *err)
 }
 
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* One -v line of where the time went (the commit is the fsyncs and the rename). */
 static void log_phases(const run_state *s)
 {
@@ -141,7 +135,7 @@ static void log_phases(const run_state *s)
              "more, commit %.1f ms, total %.1f ms%s", 1e3 * (p[PH_START] - s->t0),
              1e3 * (p[PH_TENSORS] - p[PH_START]), s->workers,
              1e3 * (p[PH_FILES] - p[PH_TENSORS]), 1e3 * (p[PH_HASHES] - p[PH_FILES]),
-             1e3 * (now_s() - p[PH_HASHES]), 1e3 * (now_s() - s->t0),
+             1e3 * (cq_par_now() - p[PH_HASHES]), 1e3 * (cq_par_now() - s->t0),
              s->job->no_sync ? " (--no-sync)" : "");
 }
 
@@ -514,7 +508,7 @@ static int emit_packed(run_state *s, const char *name, const char *method, const
         (rc = job->layout->pack(&job->q, qr, p, &np, err)) != CQ_OK ||
         (rc = write_packed(s, name, p, np, err)) != CQ_OK)
         goto done;
-    lr.seconds = now_s() - t0;
+    lr.seconds = cq_par_now() - t0;
     cq_debug("%s: rel err %.4g, max abs %.4g", name, lr.err.rel_fro, lr.err.max_abs);
     *lr_out = lr;
     ex = NULL; /* now the caller's */
@@ -534,7 +528,7 @@ static int quantize_one(run_state *s, worker *wk, const cq_st_tensor *t, cq_laye
     float *w;
     cq_qresult qr = {0};
     int rc;
-    double t0 = now_s();
+    double t0 = cq_par_now();
     if (cq_mul_size((size_t)rows, (size_t)cols, &nb) || cq_mul_size(nb, sizeof(float), &nb))
         return cq_errorf(err, CQ_E_FORMAT, "tensor '%s': size overflows", t->name);
     if (!(w = weight_buffer(wk, nb))) {
@@ -754,7 +748,7 @@ int cq_quant_emit(cq_quant_sink *s, const char *name, const char *method, const 
                   cq_error *err)
 {
     cq_layer_report lr = {0};
-    int rc = emit_packed(s, name, method, w, qr, now_s() - seconds, extra, &lr, err);
+    int rc = emit_packed(s, name, method, w, qr, cq_par_now() - seconds, extra, &lr, err);
     if (rc == CQ_OK)
         rc = cq_report_add_layer(s->report, &lr, err);
     lr_extra_free(&lr);
@@ -962,19 +956,19 @@ static int build_output(run_state *s, cq_error *err)
         (rc = s->resumed ? cq_st_writer_reopen(s->w, err) : cq_st_writer_start(s->w, err)) ||
         (rc = index_quant(s, err)) != CQ_OK)
         return rc;
-    s->phase[PH_START] = now_s();
+    s->phase[PH_START] = cq_par_now();
     if ((rc = stream_tensors(s, err)) != CQ_OK)
         return rc;
-    s->phase[PH_TENSORS] = now_s();
+    s->phase[PH_TENSORS] = cq_par_now();
     if ((rc = cq_st_writer_finish(s->w, err)) != CQ_OK ||
         (rc = cq_copy_aux_files(cq_st_dir(s->m), dir, err)) != CQ_OK ||
         (rc = write_configs(s, dir, err)) != CQ_OK)
         return rc;
-    s->phase[PH_FILES] = now_s();
+    s->phase[PH_FILES] = cq_par_now();
     if ((rc = hasher_finish(&s->hash, s->report, err)) != CQ_OK ||
-        (rc = cq_report_finish(s->report, now_s() - s->t0, err)) != CQ_OK)
+        (rc = cq_report_finish(s->report, cq_par_now() - s->t0, err)) != CQ_OK)
         return rc;
-    s->phase[PH_HASHES] = now_s();
+    s->phase[PH_HASHES] = cq_par_now();
     /* The report sits inside the folder unless --report names another place; that one is
      * written only after the folder is committed, so a failed run leaves neither. */
     if (s->job->report_path)
@@ -1059,7 +1053,7 @@ static int begin_output(run_state *s, cq_error *err)
 
 int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
 {
-    run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = now_s(),
+    run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = cq_par_now(),
                    .workers = 1};
     int rc;
     memset(sum, 0, sizeof *sum);
@@ -1083,7 +1077,7 @@ int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
         goto done;
     s.od.no_sync = job->no_sync;
     rc = cq_outdir_commit(&s.od, err);
-    sum->seconds = now_s() - s.t0;
+    sum->seconds = cq_par_now() - s.t0;
     if (rc == CQ_OK)
         log_phases(&s);
     if (rc == CQ_OK && job->report_path)

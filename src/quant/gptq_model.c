@@ -9,6 +9,7 @@
 #include "cquant/dtype.h"
 #include "linalg/det.h"
 #include "quant/gptq_moe.h"
+#include "quant/par.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -25,13 +26,6 @@ static const int point_lins[N_POINTS][3] = {
     {CQ_LIN_UP, CQ_LIN_GATE, -1},
     {CQ_LIN_DOWN, -1, -1},
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void cq_gptq_model_opts_defaults(cq_gptq_model_opts *o)
 {
@@ -105,7 +99,7 @@ int cq_gptq_linear(const cq_qconfig *q, const float *w, int64_t rows, int64_t co
                    const double *h, float *q_out, cq_qresult *qr, cq_gptq_lin_stats *st,
                    cq_error *err)
 {
-    double t0 = now_s();
+    double t0 = cq_par_now();
     size_t nw;
     cq_qresult rq = {0};
     float *rtn_w = NULL;
@@ -137,7 +131,7 @@ int cq_gptq_linear(const cq_qconfig *q, const float *w, int64_t rows, int64_t co
     cq_qresult_release(&rq);
     if (rc != CQ_OK)
         cq_qresult_release(qr);
-    st->seconds = now_s() - t0;
+    st->seconds = cq_par_now() - t0;
     return rc;
 }
 
@@ -543,7 +537,7 @@ static int do_points(drv *d, int64_t layer, unsigned mask, cq_error *err)
 
 static int run_layer(drv *d, int64_t layer, cq_error *err)
 {
-    double t0 = now_s();
+    double t0 = cq_par_now();
     int rc = cq_layer_load(&d->w, d->cfg, d->st, layer, err);
     if (rc == CQ_OK && d->hk->layer_loaded)
         rc = d->hk->layer_loaded(d->hk->ctx, layer, &d->w, err);
@@ -574,7 +568,7 @@ static int run_layer(drv *d, int64_t layer, cq_error *err)
     rc = cq_dist_agree(rc, err);
     /* collective on every rank (the resume state gathers the activations) */
     if (rc == CQ_OK && d->hk->layer_done)
-        rc = d->hk->layer_done(d->hk->ctx, layer, d->hidden, now_s() - t0, err);
+        rc = d->hk->layer_done(d->hk->ctx, layer, d->hidden, cq_par_now() - t0, err);
     return cq_dist_agree(rc, err);
 }
 
