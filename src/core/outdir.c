@@ -441,8 +441,93 @@ static int claim_existing(cq_outdir *o, int keep, cq_error *err)
     return rc;
 }
 
-/* Create the temp folder with its lock held. Returns 0, 1 when another run created it first,
- * or a negative status. */
+/* ---- leftovers of killed runs beside the temp folder ---- */
+
+/* 1 when NAME is "<base>." followed by exactly six mkdtemp characters. */
+static int is_private_name(const char *name, const char *base, size_t nb)
+{
+    if (strncmp(name, base, nb) != 0 || name[nb] != '.' || strlen(name + nb + 1) != 6)
+        return 0;
+    for (const char *c = name + nb + 1; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            return 0;
+    return 1;
+}
+
+/* The pid of "<base>.stale.<pid>", or 0 when NAME is not one. */
+static long stale_pid(const char *name, const char *base, size_t nb)
+{
+    static const char tag[] = ".stale.";
+    if (strncmp(name, base, nb) != 0 || strncmp(name + nb, tag, sizeof tag - 1) != 0)
+        return 0;
+    char *end;
+    long pid = strtol(name + nb + sizeof tag - 1, &end, 10);
+    return *end == 0 && pid > 0 ? pid : 0;
+}
+
+/* Remove the private folder PATH when no live run holds its lock. A run killed between mkdtemp
+ * and creating the lock left none: we create it ourselves, so a creator still between those two
+ * steps finds the lock taken and retries under a new name (see create_fresh). */
+static void sweep_private(const char *path)
+{
+    char *lp;
+    if (lock_path(path, &lp) != 0)
+        return;
+    int fd = open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(lp, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino)
+            cq_remove_tree(path);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(lp);
+}
+
+/* Best effort: remove what runs for this output killed with SIGKILL left beside its temp
+ * folder: a private "<tmp>.XXXXXX" not yet renamed (unlocked), and a "<tmp>.stale.<pid>" whose
+ * remover is dead. Anything in use by a live run is left alone. */
+static void sweep_leftovers(const cq_outdir *o)
+{
+    char *dir = strdup(o->tmp_path);
+    if (!dir)
+        return;
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : dir;
+    const char *parent = !slash ? "." : slash == dir ? "/" : dir;
+    if (slash)
+        *slash = 0;
+    size_t nb = strlen(base);
+    DIR *d = opendir(parent);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long pid = stale_pid(e->d_name, base, nb);
+        int priv = is_private_name(e->d_name, base, nb);
+        if (!priv && !(pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 &&
+                       errno == ESRCH))
+            continue;
+        size_t np = strlen(parent) + strlen(e->d_name) + 2;
+        char *p = malloc(np);
+        struct stat st;
+        if (p) {
+            snprintf(p, np, "%s/%s", parent, e->d_name);
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+                if (priv)
+                    sweep_private(p);
+                else
+                    cq_remove_tree(p);
+            }
+        }
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
+/* Create the temp folder with its lock held. Returns 0, 1 when another run created it first
+ * (or a sweep took our private folder), or a negative status. */
 static int create_fresh(cq_outdir *o, cq_error *err)
 {
     char *priv = str_cat(o->tmp_path, ".XXXXXX"), *lp = NULL;
@@ -460,7 +545,18 @@ static int create_fresh(cq_outdir *o, cq_error *err)
         goto fail;
     }
     fd = open(lp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && (errno == EEXIST || errno == ENOENT)) {
+        free(lp); /* another run's sweep claimed our fresh folder: it removes it, we retry */
+        free(priv);
+        return 1;
+    }
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (fd >= 0 && errno == EWOULDBLOCK) {
+            close(fd); /* the same race, the sweep locked first */
+            free(lp);
+            free(priv);
+            return 1;
+        }
         rc = cq_errorf_errno(err, CQ_E_IO, "'%s': cannot create the lock file", priv);
         goto fail;
     }
@@ -499,6 +595,7 @@ static int outdir_start(cq_outdir *o, const char *final_path, int force, int kee
     if (!force && lstat(final_path, &st) == 0)
         return cq_errorf(err, CQ_E_EXISTS, "'%s' exists (use --force to replace it)",
                          final_path);
+    sweep_leftovers(o);
     for (int attempt = 0; attempt < 4; attempt++) {
         int rc = claim_existing(o, keep, err);
         if (rc < 0)

@@ -303,3 +303,44 @@ CQ_TEST(signals)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 }
+
+/* A run killed with SIGKILL between mkdtemp and the rename leaves its private folder
+ * ("<tmp>.XXXXXX", with or without its lock file), and one killed while removing a stale
+ * folder leaves "<tmp>.stale.<pid>": the next run removes those whose owner is gone and
+ * leaves alone a private folder whose lock a live run holds. */
+CQ_TEST(killed_before_rename)
+{
+    char fin[4096], nolock[4096], unlocked[4096], held[4096], stale[4096];
+    snprintf(fin, sizeof fin, "%s", path_of("out10"));
+    snprintf(nolock, sizeof nolock, "%s", path_of("out10.cquant-tmp.AbC123"));
+    snprintf(unlocked, sizeof unlocked, "%s", path_of("out10.cquant-tmp.xYz789"));
+    snprintf(held, sizeof held, "%s", path_of("out10.cquant-tmp.HeLd00"));
+    /* pid 0x7ffffffe is above any pid_max Linux allows (4194304), so it is never alive */
+    snprintf(stale, sizeof stale, "%s", path_of("out10.cquant-tmp.stale.2147483646"));
+    CQ_CHECK(mkdir(nolock, 0700) == 0 && mkdir(unlocked, 0700) == 0);
+    CQ_CHECK(mkdir(held, 0700) == 0 && mkdir(stale, 0700) == 0);
+    put(nolock, "model.safetensors", "half");
+    put(unlocked, CQ_OUTDIR_LOCK, "");
+    put(held, CQ_OUTDIR_LOCK, "");
+    put(stale, "model.safetensors", "half");
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/%s", held, CQ_OUTDIR_LOCK);
+    int fd = open(lp, O_RDWR);
+    CQ_CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    /* a name that only looks alike (seven characters) is not ours to touch */
+    char other[4096];
+    snprintf(other, sizeof other, "%s", path_of("out10.cquant-tmp.AbC1234"));
+    CQ_CHECK(mkdir(other, 0700) == 0);
+    cq_error err = CQ_ERROR_INIT;
+    cq_outdir o;
+    CQ_CHECK_OK(cq_outdir_begin(&o, fin, 0, &err), &err);
+    CQ_CHECK(!exists(nolock) && !exists(unlocked) && !exists(stale));
+    CQ_CHECK(exists(held) && exists(lp) && exists(other));
+    CQ_CHECK_OK(cq_outdir_commit(&o, &err), &err);
+    CQ_CHECK(exists(fin) && exists(held));
+    close(fd);
+    /* once its owner is gone, the next run for the same output removes it too */
+    CQ_CHECK_OK(cq_outdir_begin(&o, fin, 1, &err), &err);
+    CQ_CHECK(!exists(held) && exists(other));
+    cq_outdir_abort(&o);
+}
