@@ -4,6 +4,7 @@
 #ifndef CQUANT_QUANT_H
 #define CQUANT_QUANT_H
 
+#include "cquant/dtype.h"
 #include "cquant/error.h"
 
 #include <stdbool.h>
@@ -95,6 +96,24 @@ const cq_quantizer *const *cq_quantizer_list(int *n);
  * (NaN/Inf in w) or CQ_E_NOMEM; on failure *out is released. Thread-safe. */
 int cq_rtn_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t cols,
                     cq_qresult *out, cq_error *err);
+/* Per-row sums of the weight-error metric, each array [rows] (report/werr.c adds them up in
+ * row order: cq_werr_from_rows). */
+typedef struct cq_row_err {
+    double *se, *sw, *mx; /* sum (w - wq)^2, sum w^2, max |w - wq| */
+    unsigned char *nan;   /* some w - wq was NaN */
+} cq_row_err;
+
+/* cq_rtn_quantize straight from a stored F32/F16/BF16 tensor (`src`, row-major), fused with the
+ * error measurement: each row is converted into a small buffer and quantized, and its error
+ * against the F16-rounded scales (what every layout stores) summed while it is in cache. The
+ * same codes as cq_rtn_quantize, its scales already rounded to F16, and the same sums as
+ * cq_weight_error_q, in one pass over the input instead of four over an f32 copy. re's arrays are the caller's ([rows] each);
+ * *zero_range gets the number of groups whose values are all equal. Returns CQ_OK,
+ * CQ_E_UNSUPPORTED (another dtype), CQ_E_NUMERIC (a NaN/Inf row: the two-pass path names it),
+ * CQ_E_USAGE or CQ_E_NOMEM; on failure *out is released. Thread-safe. */
+int cq_rtn_quantize_stored(const cq_qconfig *cfg, cq_dtype dt, const void *src, int64_t rows,
+                           int64_t cols, cq_qresult *out, cq_row_err *re, int64_t *zero_range,
+                           cq_error *err);
 /* GPTQ (notes §E). h[cols*cols] is the Hessian (row-major, symmetric) and is only read.
  * On success w holds the fake-quantized weights Q (= cq_qresult_dequant(out)) in the original
  * column order; on failure w is unspecified. Allocates *out as cq_rtn_quantize does.

@@ -36,6 +36,11 @@ struct cq_qresult;
 int cq_weight_error_q(const float *w, const struct cq_qresult *q, int threads, cq_werr *out,
                       cq_error *err);
 
+struct cq_row_err;
+/* The metrics of a rows x cols matrix from its per-row sums (cq_rtn_quantize_stored's, or
+ * cq_weight_error_q's own), added in row order. */
+void cq_werr_from_rows(const struct cq_row_err *re, int64_t rows, int64_t cols, cq_werr *out);
+
 typedef struct cq_layer_report {
     const char *name;     /* tensor name, e.g. "model.layers.0.self_attn.q_proj.weight" */
     int64_t rows, cols;   /* out, in features */

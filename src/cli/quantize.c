@@ -49,6 +49,11 @@ typedef struct hasher {
     int64_t *bytes;
     cq_error err;
     int rc;
+    /* done is set when the hashes are in: one quantization worker waits for it (see
+     * stream_tensors) */
+    bool sync_ready, done;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
 } hasher;
 
 typedef struct cq_quant_sink run_state;
@@ -87,7 +92,22 @@ static void *hash_main(void *arg)
         paths[i] = cq_st_shard_path(h->m, i);
     h->rc = cq_report_hash_files(paths, n, h->digest, h->bytes, &h->err);
     free(paths);
+    pthread_mutex_lock(&h->lock);
+    h->done = true;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
     return NULL;
+}
+
+/* Block until the hashes are in (at once when no hasher thread runs). */
+static void hasher_wait(hasher *h)
+{
+    if (!h->started)
+        return;
+    pthread_mutex_lock(&h->lock);
+    while (!h->done)
+        pthread_cond_wait(&h->cond, &h->lock);
+    pthread_mutex_unlock(&h->lock);
 }
 
 static int hasher_start(hasher *h, const cq_st_model *m, cq_error *err)
@@ -99,6 +119,9 @@ static int hasher_start(hasher *h, const cq_st_model *m, cq_error *err)
     h->bytes = calloc(n ? n : 1, sizeof *h->bytes);
     if (!h->digest || !h->bytes)
         return cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    h->sync_ready = true;
     if (pthread_create(&h->thread, NULL, hash_main, h) != 0) {
         hash_main(h); /* no thread: hash inline */
         return CQ_OK;
@@ -123,6 +146,11 @@ static int hasher_finish(hasher *h, cq_report *r, cq_error *err)
     free(h->bytes);
     h->digest = NULL;
     h->bytes = NULL;
+    if (h->sync_ready) {
+        pthread_mutex_destroy(&h->lock);
+        pthread_cond_destroy(&h->cond);
+        h->sync_ready = false;
+    }
     return rc;
 }
 
@@ -485,26 +513,37 @@ int64_t cq_zero_range_groups(const float *w, int64_t rows, int64_t cols, int gro
 /* measure error -> pack -> write; *lr_out gets the layer's report entry for the caller to
  * add, its `extra` an owned copy the caller frees (lr_extra_free) (t0: when work on the tensor
  * began). Safe on several threads at once. */
+/* The error of a result measured while it was made (cq_rtn_quantize_stored), or NULL. */
+typedef struct premeasured {
+    cq_werr err;
+    int64_t zero_range;
+} premeasured;
+
 static int emit_packed(run_state *s, const char *name, const char *method, const float *w,
-                       cq_qresult *qr, double t0, const cJSON *extra, cq_layer_report *lr_out,
-                       cq_error *err)
+                       cq_qresult *qr, double t0, const cJSON *extra, const premeasured *pre,
+                       cq_layer_report *lr_out, cq_error *err)
 {
     const cq_quant_job *job = s->job;
     cq_packed p[CQ_PACK_MAX_TENSORS];
     int np = 0, rc;
-    /* Every layout stores F16 scales: measure the error of the checkpoint as written. */
-    for (int64_t i = 0; i < qr->n_groups * qr->rows; i++)
+    /* Every layout stores F16 scales: measure the error of the checkpoint as written (a
+     * premeasured result was measured, and holds its scales, that way already). */
+    for (int64_t i = 0; !pre && i < qr->n_groups * qr->rows; i++)
         qr->scale[i] = cq_f16_to_f32(cq_f32_to_f16(qr->scale[i]));
     cJSON *ex = extra ? cJSON_Duplicate(extra, 1) : cJSON_CreateObject();
     if (!ex)
         return cq_errorf(err, CQ_E_NOMEM, "report: out of memory");
     if (!cJSON_HasObjectItem(ex, "zero_range_groups")) /* gptq adds it for its resume state */
-        cJSON_AddNumberToObject(ex, "zero_range_groups", (double)cq_zero_range_groups(
-                                    w, qr->rows, qr->cols, job->q.group_size));
+        cJSON_AddNumberToObject(ex, "zero_range_groups",
+                                pre ? (double)pre->zero_range
+                                    : (double)cq_zero_range_groups(w, qr->rows, qr->cols,
+                                                                   job->q.group_size));
     cq_layer_report lr = {.name = name, .rows = qr->rows, .cols = qr->cols, .method = method,
                           .bits = job->q.bits, .group_size = job->q.group_size,
                           .sym = job->q.sym, .extra = ex};
-    if ((rc = cq_weight_error_q(w, qr, job->q.threads, &lr.err, err)) != CQ_OK ||
+    if (pre)
+        lr.err = pre->err;
+    if ((!pre && (rc = cq_weight_error_q(w, qr, job->q.threads, &lr.err, err)) != CQ_OK) ||
         (rc = job->layout->pack(&job->q, qr, p, &np, err)) != CQ_OK ||
         (rc = write_packed(s, name, p, np, err)) != CQ_OK)
         goto done;
@@ -515,6 +554,44 @@ static int emit_packed(run_state *s, const char *name, const char *method, const
 done:
     cJSON_Delete(ex);
     cq_packed_release(p, np);
+    return rc;
+}
+
+/* RTN of a stored F32/F16/BF16 tensor in one pass (cq_rtn_quantize_stored): returns CQ_OK with
+ * *lr filled, 1 when this tensor needs the general path (another dtype or quantizer, replaced
+ * values, or a non-finite row, which that path names), or a negative status. */
+static int quantize_fused(run_state *s, const cq_st_tensor *t, cq_layer_report *lr,
+                          cq_error *err)
+{
+    const cq_quant_job *job = s->job;
+    if (job->quantizer != &cq_quantizer_rtn || replaced(s, t) || !t->data ||
+        (t->dtype != CQ_DT_F32 && t->dtype != CQ_DT_F16 && t->dtype != CQ_DT_BF16))
+        return 1;
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    double t0 = cq_par_now();
+    double *sums = malloc((size_t)rows * 3 * sizeof *sums);
+    unsigned char *nan = malloc((size_t)rows);
+    cq_qresult qr = {0};
+    premeasured pre = {.zero_range = 0};
+    int rc;
+    if (!sums || !nan) {
+        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    } else {
+        cq_row_err re = {sums, sums + rows, sums + 2 * rows, nan};
+        rc = cq_rtn_quantize_stored(&job->q, t->dtype, t->data, rows, cols, &qr, &re,
+                                    &pre.zero_range, err);
+        if (rc == CQ_E_NUMERIC || rc == CQ_E_UNSUPPORTED) {
+            *err = (cq_error)CQ_ERROR_INIT;
+            rc = 1;
+        } else if (rc == CQ_OK) {
+            cq_werr_from_rows(&re, rows, cols, &pre.err);
+            rc = emit_packed(s, t->name, job->quantizer->name, NULL, &qr, t0, NULL, &pre, lr,
+                             err);
+        }
+    }
+    free(sums);
+    free(nan);
+    cq_qresult_release(&qr);
     return rc;
 }
 
@@ -531,6 +608,11 @@ static int quantize_one(run_state *s, worker *wk, const cq_st_tensor *t, cq_laye
     double t0 = cq_par_now();
     if (cq_mul_size((size_t)rows, (size_t)cols, &nb) || cq_mul_size(nb, sizeof(float), &nb))
         return cq_errorf(err, CQ_E_FORMAT, "tensor '%s': size overflows", t->name);
+    if ((rc = quantize_fused(s, t, lr, err)) <= 0) {
+        if (rc != CQ_OK)
+            cq_error_prefix(err, "tensor '%s'", t->name);
+        return rc;
+    }
     if (!(w = weight_buffer(wk, nb))) {
         rc = cq_errorf(err, CQ_E_NOMEM, "tensor '%s': out of memory (%zu bytes)", t->name, nb);
         goto done;
@@ -541,7 +623,7 @@ static int quantize_one(run_state *s, worker *wk, const cq_st_tensor *t, cq_laye
     /* A quantizer that uses w as scratch: measure against a fresh read of the original. */
     if (!job->quantizer->keeps_w && (rc = read_f32(s, t, w, nb, err)) != CQ_OK)
         goto done;
-    rc = emit_packed(s, t->name, job->quantizer->name, w, &qr, t0, NULL, lr, err);
+    rc = emit_packed(s, t->name, job->quantizer->name, w, &qr, t0, NULL, NULL, lr, err);
 done:
     if (rc != CQ_OK)
         cq_error_prefix(err, "tensor '%s'", t->name);
@@ -617,11 +699,22 @@ static void stream_fail(stream *st, size_t i, int rc, const cq_error *err)
     pthread_mutex_unlock(&st->lock);
 }
 
+/* A worker's view: the last of several first waits for the input hashes, so the hasher thread
+ * (a third of a cold RTN run's CPU time, on one core) gets a core of its own instead of being
+ * time-sliced with every worker and finishing last, alone. */
+typedef struct stream_arg {
+    stream *st;
+    bool after_hashes;
+} stream_arg;
+
 static void *stream_worker(void *arg)
 {
-    stream *st = arg;
+    stream_arg *a = arg;
+    stream *st = a->st;
     worker wk = {0};
     size_t i;
+    if (a->after_hashes)
+        hasher_wait(&st->s->hash);
     while (stream_take(st, &i)) {
         cq_error e = CQ_ERROR_INIT;
         int rc = cq_interrupted() ? cq_errorf(&e, CQ_E_INTERRUPTED, "interrupted")
@@ -661,13 +754,16 @@ static int stream_tensors(run_state *s, cq_error *err)
     bool produced = s->job->produce != NULL;
     int rc = CQ_OK, started = 0;
     pthread_t tid[CQ_QUANT_MAX_WORKERS];
+    stream_arg args[CQ_QUANT_MAX_WORKERS];
     if (!(st.lr = calloc(s->n_items ? s->n_items : 1, sizeof *st.lr)))
         return cq_errorf(err, CQ_E_NOMEM, "out of memory");
     pthread_mutex_init(&st.lock, NULL);
+    for (int k = 0; k < s->workers && k < CQ_QUANT_MAX_WORKERS; k++)
+        args[k] = (stream_arg){&st, k > 0 && k == s->workers - 1};
     for (int k = 1; k < s->workers; k++, started++)
-        if (pthread_create(&tid[k - 1], NULL, stream_worker, &st) != 0)
+        if (pthread_create(&tid[k - 1], NULL, stream_worker, &args[k]) != 0)
             break; /* fewer workers: same bytes */
-    stream_worker(&st);
+    stream_worker(&args[0]);
     for (int k = 0; k < started; k++)
         pthread_join(tid[k], NULL);
     pthread_mutex_destroy(&st.lock);
@@ -748,7 +844,7 @@ int cq_quant_emit(cq_quant_sink *s, const char *name, const char *method, const 
                   cq_error *err)
 {
     cq_layer_report lr = {0};
-    int rc = emit_packed(s, name, method, w, qr, cq_par_now() - seconds, extra, &lr, err);
+    int rc = emit_packed(s, name, method, w, qr, cq_par_now() - seconds, extra, NULL, &lr, err);
     if (rc == CQ_OK)
         rc = cq_report_add_layer(s->report, &lr, err);
     lr_extra_free(&lr);

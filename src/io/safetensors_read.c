@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -538,10 +539,32 @@ int cq_st_open_buffer(cq_st_model **out, const void *data, size_t len, const cha
     return CQ_OK;
 }
 
+/* Releases are batched: each madvise(MADV_DONTNEED) of a range that several threads touched
+ * ends in a TLB shootdown (an interrupt to every CPU running us), so one call per tensor cost
+ * more than the page faults it saved; ranges wait here until RELEASE_BATCH bytes are pending,
+ * which keeps RSS within that much of one layer. cq_st_close flushes before it unmaps, so a
+ * pending range is always still mapped by its model. */
+enum { RELEASE_BATCH = 16 << 20, RELEASE_RANGES = 64 };
+static pthread_mutex_t rel_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uintptr_t a, b;
+} rel[RELEASE_RANGES];
+static size_t rel_n, rel_bytes;
+
+static void release_flush_locked(void)
+{
+    for (size_t i = 0; i < rel_n; i++)
+        madvise((void *)rel[i].a, rel[i].b - rel[i].a, MADV_DONTNEED);
+    rel_n = rel_bytes = 0;
+}
+
 void cq_st_close(cq_st_model *m)
 {
     if (!m)
         return;
+    pthread_mutex_lock(&rel_lock);
+    release_flush_locked(); /* before the unmap: a pending range must never outlive its map */
+    pthread_mutex_unlock(&rel_lock);
     for (size_t i = 0; i < m->nfiles; i++) {
         if (m->files[i].mapped)
             munmap((void *)m->files[i].bytes, m->files[i].size);
@@ -628,5 +651,12 @@ void cq_st_release(const cq_st_tensor *t)
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)t->data & ~(page - 1);
     uintptr_t b = ((uintptr_t)t->data + t->nbytes + page - 1) & ~(page - 1);
-    madvise((void *)a, b - a, MADV_DONTNEED);
+    pthread_mutex_lock(&rel_lock);
+    rel[rel_n].a = a;
+    rel[rel_n].b = b;
+    rel_n++;
+    rel_bytes += b - a;
+    if (rel_n == RELEASE_RANGES || rel_bytes >= RELEASE_BATCH)
+        release_flush_locked();
+    pthread_mutex_unlock(&rel_lock);
 }

@@ -10,6 +10,7 @@
 #include "cquant/outdir.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,10 @@ typedef struct wshard {
     size_t *members; /* tensor indices in file order */
     size_t count;
     size_t unsynced; /* bytes written since writeback was last started (early_writeback) */
+    /* Writers of one file take turns in user space: ext4 serializes buffered writes to a file
+     * on its inode lock anyway, and a writer waiting there spins on the CPU (optimistic rwsem
+     * spinning) that the other quantization workers need; a mutex sleeps instead. */
+    pthread_mutex_t lock;
 } wshard;
 
 struct cq_st_writer {
@@ -327,8 +332,10 @@ static int make_shards(cq_st_writer *w, cq_error *err)
     w->shards = calloc(w->nshards, sizeof *w->shards);
     if (!w->shards)
         return cq_errorf(err, CQ_E_NOMEM, "out of memory");
-    for (size_t s = 0; s < w->nshards; s++)
+    for (size_t s = 0; s < w->nshards; s++) {
         w->shards[s].fd = -1; /* before anything can fail: free closes fds >= 0 */
+        pthread_mutex_init(&w->shards[s].lock, NULL);
+    }
     for (size_t s = 0; s < w->nshards; s++) {
         wshard *sh = &w->shards[s];
         sh->members = malloc((w->n + 1) * sizeof *sh->members);
@@ -531,7 +538,11 @@ int cq_st_writer_write(cq_st_writer *w, const char *name, const void *data, size
         return cq_errorf(err, CQ_E_INTERNAL, "tensor '%s': %zu bytes written, %zu planned", name,
                          nbytes, t->nbytes);
     wshard *sh = &w->shards[t->shard];
-    if (pwrite_all(sh->fd, data, nbytes, sh->data_off + t->begin) != 0)
+    pthread_mutex_lock(&sh->lock);
+    int bad = pwrite_all(sh->fd, data, nbytes, sh->data_off + t->begin) != 0, e = errno;
+    pthread_mutex_unlock(&sh->lock);
+    errno = e;
+    if (bad)
         return cq_errorf_errno(err, CQ_E_IO, "'%s/%s': tensor '%s': write failed", w->dir,
                                sh->name, name);
     t->written = 1;
@@ -629,6 +640,7 @@ void cq_st_writer_free(cq_st_writer *w)
             close(w->shards[s].fd);
         free(w->shards[s].members);
         free(w->shards[s].name);
+        pthread_mutex_destroy(&w->shards[s].lock);
     }
     for (size_t i = 0; i < w->n; i++)
         free(w->t[i].name);

@@ -55,6 +55,14 @@ static void err_add_c(cq_k_err *e, const float *w, const uint8_t *q, int64_t n, 
         err_one(e, (int)(i & 7), w[i], q[i], scale, zero);
 }
 
+static bool minmax_finite_c(const float *x, int64_t n, float *lo, float *hi)
+{
+    if (!all_finite_c(x, n))
+        return false;
+    minmax_c(x, n, lo, hi);
+    return true;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2")))
@@ -159,6 +167,34 @@ AVX2 static void err_add_avx2(cq_k_err *e, const float *w, const uint8_t *q, int
     for (; i < n; i++)
         err_one(e, (int)(i & 7), w[i], q[i], scale, zero);
 }
+AVX2 static bool minmax_finite_avx2(const float *x, int64_t n, float *lo, float *hi)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 big = _mm256_set1_ps(FLT_MAX);
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_and_ps(v, absmask), big, _CMP_NLE_UQ));
+        a = _mm256_min_ps(a, v);
+        b = _mm256_max_ps(b, v);
+    }
+    if (_mm256_movemask_ps(bad) != 0 || !all_finite_c(x + i, n - i))
+        return false;
+    /* the same reduction as minmax_avx2, so lo and hi are bit-identical to it */
+    float la[8], lb[8], ta, tb;
+    _mm256_storeu_ps(la, a);
+    _mm256_storeu_ps(lb, b);
+    minmax_c(x + i, n - i, &ta, &tb);
+    for (int k = 0; k < 8; k++) {
+        ta = la[k] < ta ? la[k] : ta;
+        tb = lb[k] > tb ? lb[k] : tb;
+    }
+    *lo = ta;
+    *hi = tb;
+    return true;
+}
+
 #undef AVX2
 #else
 static bool all_finite_avx2(const float *x, int64_t n) { return all_finite_c(x, n); }
@@ -172,7 +208,16 @@ static void err_add_avx2(cq_k_err *e, const float *w, const uint8_t *q, int64_t 
 {
     err_add_c(e, w, q, n, scale, zero);
 }
+static bool minmax_finite_avx2(const float *x, int64_t n, float *lo, float *hi)
+{
+    return minmax_finite_c(x, n, lo, hi);
+}
 #endif
+
+bool cq_k_minmax_finite(const float *x, int64_t n, float *lo, float *hi)
+{
+    return cq_cpu_avx2() ? minmax_finite_avx2(x, n, lo, hi) : minmax_finite_c(x, n, lo, hi);
+}
 
 bool cq_k_all_finite(const float *x, int64_t n)
 {

@@ -1,12 +1,14 @@
 /* Round-to-nearest on the min-max grid (notes §B.4), per row (group_size -1) or per group of
  * consecutive input columns. Rows are independent, so they are split across threads; the
  * inner loops are the kernels of kernels.h (AVX2 where the CPU has it, same bytes). */
+#include "cquant/dtype.h"
 #include "cquant/quant.h"
 #include "quant/grid.h"
 #include "quant/kernels.h"
 #include "quant/par.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 typedef struct rtn_ctx {
     const cq_grid *grid;
@@ -62,6 +64,107 @@ int cq_rtn_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t
         return rc != CQ_OK ? rc : cq_errorf(err, CQ_E_INTERNAL, "non-finite row not found");
     }
     return CQ_OK;
+}
+
+/* ---- fused: from the stored dtype, with the error metric ---- */
+
+typedef struct rtn_src_ctx {
+    const cq_grid *grid;
+    cq_dtype dt;
+    const unsigned char *src;
+    size_t esize;          /* bytes per stored element */
+    int64_t cols, gsize;
+    cq_qresult *out;
+    cq_row_err *re;
+    float *buf;            /* [workers * cols]: each worker's row */
+    int64_t *zero_range;   /* [workers] */
+    int bad_row;
+} rtn_src_ctx;
+
+/* The count cq_zero_range_groups makes: all n values equal. */
+static int64_t flat_group(const float *g, int64_t n)
+{
+    int64_t k = 1;
+    while (k < n && g[k] == g[0])
+        k++;
+    return k == n;
+}
+
+static void rtn_src_rows(void *p, int64_t r0, int64_t r1, int worker)
+{
+    rtn_src_ctx *c = p;
+    cq_qresult *o = c->out;
+    float *row = c->buf + (int64_t)worker * c->cols;
+    for (int64_t r = r0; r < r1; r++) {
+        cq_convert_to_f32(c->dt, c->src + (size_t)(r * c->cols) * c->esize, row,
+                          (size_t)c->cols);
+        cq_k_err e = {{0}, {0}, 0.0, false};
+        for (int64_t g = 0; g < o->n_groups; g++) {
+            int64_t c0 = g * c->gsize, n = c->cols - c0 < c->gsize ? c->cols - c0 : c->gsize;
+            float s, z, lo, hi;
+            if (!cq_k_minmax_finite(row + c0, n, &lo, &hi)) {
+                __atomic_store_n(&c->bad_row, 1, __ATOMIC_RELAXED);
+                return;
+            }
+            cq_grid_fit_range(c->grid, row + c0, n, lo, hi, &s, &z);
+            uint8_t *q = o->q + r * c->cols + c0;
+            cq_k_codes(row + c0, n, s, z, c->grid->maxq, q);
+            /* the scale kept, and the error measured against, is the F16 every layout stores */
+            s = cq_f16_to_f32(cq_f32_to_f16(s));
+            o->scale[g * o->rows + r] = s;
+            o->zero[g * o->rows + r] = (uint8_t)z;
+            cq_k_err_add(&e, row + c0, q, n, s, (float)o->zero[g * o->rows + r]);
+            c->zero_range[worker] += flat_group(row + c0, n);
+        }
+        double se = 0.0, sw = 0.0;
+        for (int l = 0; l < 8; l++) {
+            se += e.se[l];
+            sw += e.sw[l];
+        }
+        c->re->se[r] = se;
+        c->re->sw[r] = sw;
+        c->re->mx[r] = e.max_abs;
+        c->re->nan[r] = e.nan;
+    }
+}
+
+int cq_rtn_quantize_stored(const cq_qconfig *cfg, cq_dtype dt, const void *src, int64_t rows,
+                           int64_t cols, cq_qresult *out, cq_row_err *re, int64_t *zero_range,
+                           cq_error *err)
+{
+    if (dt != CQ_DT_F32 && dt != CQ_DT_F16 && dt != CQ_DT_BF16)
+        return cq_errorf(err, CQ_E_UNSUPPORTED, "fused rtn: dtype %s", cq_dtype_info(dt)->name);
+    int rc = cq_qconfig_check(cfg, err);
+    if (rc == CQ_OK)
+        rc = cq_qresult_alloc(out, rows, cols, cfg, err);
+    if (rc != CQ_OK)
+        return rc;
+    cq_grid grid;
+    cq_grid_init(&grid, cfg->bits, cfg->sym, cfg->mse);
+    int64_t gsize = cfg->group_size == -1 ? cols : cfg->group_size;
+    for (int64_t k = 0; k < cols; k++)
+        out->g_idx[k] = (int32_t)(k / gsize);
+    int workers = cq_par_workers_for(cfg->threads, rows, cols);
+    rtn_src_ctx ctx = {.grid = &grid, .dt = dt, .src = src,
+                       .esize = (size_t)cq_dtype_info(dt)->size, .cols = cols, .gsize = gsize,
+                       .out = out, .re = re};
+    ctx.buf = malloc((size_t)workers * (size_t)cols * sizeof(float));
+    ctx.zero_range = calloc((size_t)workers, sizeof *ctx.zero_range);
+    if (!ctx.buf || !ctx.zero_range) {
+        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory");
+    } else {
+        cq_par_rows(workers, rows, rtn_src_rows, &ctx);
+        *zero_range = 0;
+        for (int k = 0; k < workers; k++)
+            *zero_range += ctx.zero_range[k];
+        if (ctx.bad_row)
+            rc = cq_errorf(err, CQ_E_NUMERIC, "non-finite weights");
+    }
+    free(ctx.buf);
+    free(ctx.zero_range);
+    if (rc != CQ_OK)
+        cq_qresult_release(out);
+    return rc;
 }
 
 static int rtn_run(const cq_qconfig *cfg, float *w, int64_t rows, int64_t cols,

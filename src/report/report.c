@@ -2,6 +2,7 @@
  * accumulated sums rather than averaged per layer, so the total relative error weights each
  * layer by its size. */
 #include "cquant/report.h"
+#include "report/digest_cache.h"
 
 #include "cquant/json.h"
 #include "cquant/sha256.h"
@@ -252,8 +253,8 @@ static void lanes_step(hash_lane *lane, int n)
         busy[i]->pos += k;
 }
 
-int cq_report_hash_files(const char *const *paths, size_t n, uint8_t (*digest)[32],
-                         int64_t *bytes, cq_error *err)
+static int hash_files(const char *const *paths, size_t n, uint8_t (*digest)[32],
+                      int64_t *bytes, cq_error *err)
 {
     hash_lane lane[HASH_LANES] = {{.fd = -1}, {.fd = -1}, {.fd = -1}};
     size_t next = 0;
@@ -273,6 +274,47 @@ int cq_report_hash_files(const char *const *paths, size_t n, uint8_t (*digest)[3
         if (lane[i].fd >= 0)
             close(lane[i].fd);
     }
+    return rc;
+}
+
+/* The digest cache (digest_cache.h) first; only the misses are hashed. */
+int cq_report_hash_files(const char *const *paths, size_t n, uint8_t (*digest)[32],
+                         int64_t *bytes, cq_error *err)
+{
+    cq_digest_cache *c = cq_digest_cache_open();
+    const char **miss = malloc((n ? n : 1) * sizeof *miss);
+    size_t *at = malloc((n ? n : 1) * sizeof *at);
+    struct stat *before = malloc((n ? n : 1) * sizeof *before);
+    uint8_t(*md)[32] = malloc((n ? n : 1) * sizeof *md);
+    int64_t *mb = malloc((n ? n : 1) * sizeof *mb);
+    int rc = CQ_OK;
+    if (!miss || !at || !before || !md || !mb) {
+        rc = cq_errorf(err, CQ_E_NOMEM, "out of memory hashing the inputs");
+        goto done;
+    }
+    size_t nm = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cq_digest_cache_get(c, paths[i], digest[i], &bytes[i]))
+            continue;
+        if (stat(paths[i], &before[nm]) != 0)
+            memset(&before[nm], 0, sizeof before[nm]);
+        at[nm] = i;
+        miss[nm++] = paths[i];
+    }
+    if (nm > 0 && (rc = hash_files(miss, nm, md, mb, err)) == CQ_OK)
+        for (size_t k = 0; k < nm; k++) {
+            memcpy(digest[at[k]], md[k], 32);
+            bytes[at[k]] = mb[k];
+            if (before[k].st_ino)
+                cq_digest_cache_put(c, miss[k], &before[k], md[k]);
+        }
+done:
+    cq_digest_cache_close(c);
+    free(miss);
+    free(at);
+    free(before);
+    free(md);
+    free(mb);
     return rc;
 }
 

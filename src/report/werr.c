@@ -43,6 +43,25 @@ static void werr_rows(void *p, int64_t r0, int64_t r1, int worker)
     }
 }
 
+void cq_werr_from_rows(const cq_row_err *re, int64_t rows, int64_t cols, cq_werr *out)
+{
+    double se = 0.0, sw = 0.0, mx = 0.0;
+    bool nan = false;
+    for (int64_t r = 0; r < rows; r++) {
+        se += re->se[r];
+        sw += re->sw[r];
+        mx = re->mx[r] > mx ? re->mx[r] : mx;
+        nan |= re->nan[r] != 0;
+    }
+    int64_t n = rows * cols;
+    out->n = n;
+    out->sum_sq_err = se;
+    out->sum_sq_w = sw;
+    out->mse = n > 0 ? se / (double)n : 0;
+    out->max_abs = nan ? NAN : mx;
+    out->rel_fro = sw > 0 ? sqrt(se / sw) : (se > 0 ? INFINITY : 0);
+}
+
 int cq_weight_error_q(const float *w, const cq_qresult *q, int threads, cq_werr *out,
                       cq_error *err)
 {
@@ -65,21 +84,8 @@ int cq_weight_error_q(const float *w, const cq_qresult *q, int threads, cq_werr 
     c.run_start = runs;
     c.se = sums, c.sw = sums + rows, c.mx = sums + 2 * rows;
     cq_par_rows(cq_par_workers_for(threads, rows, cols), rows, werr_rows, &c);
-    double se = 0.0, sw = 0.0, mx = 0.0;
-    bool nan = false;
-    for (int64_t r = 0; r < rows; r++) {
-        se += c.se[r];
-        sw += c.sw[r];
-        mx = c.mx[r] > mx ? c.mx[r] : mx;
-        nan |= c.nan[r] != 0;
-    }
-    int64_t n = rows * cols;
-    out->n = n;
-    out->sum_sq_err = se;
-    out->sum_sq_w = sw;
-    out->mse = n > 0 ? se / (double)n : 0;
-    out->max_abs = nan ? NAN : mx;
-    out->rel_fro = sw > 0 ? sqrt(se / sw) : (se > 0 ? INFINITY : 0);
+    cq_row_err re = {c.se, c.sw, c.mx, c.nan};
+    cq_werr_from_rows(&re, rows, cols, out);
     free(runs);
     free(sums);
     free(c.nan);
