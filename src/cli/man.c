@@ -74,7 +74,12 @@ int cli_man(FILE *f)
         cq_roff_text(f, exit_codes[i].meaning, 0);
         fputc('\n', f);
     }
-    fputs(".SH FILES\n"
+    fputs(".SH ENVIRONMENT\n"
+          ".TP\n.B CQ_DIGEST_CACHE\n"
+          "File of the input digest cache (default \\fI$XDG_CACHE_HOME/cquant/digests\\fR, "
+          "else \\fI~/.cache/cquant/digests\\fR); \\fBoff\\fR hashes every input every "
+          "run.\n"
+          ".SH FILES\n"
           "Each quantized output folder holds \\fIcquant\\-report.json\\fR (schema "
           "cquant\\-report/1), which \\fBcquant report\\fR compares.\n"
           ".SH SEE ALSO\n"

@@ -90,6 +90,114 @@ static void check_shape(int64_t rows, int64_t cols, int bits, int group, bool sy
     free(w);
 }
 
+/* The one-pass path from a stored tensor (cq_rtn_quantize_stored) against the two passes it
+ * replaces: cq_rtn_quantize on the same values converted to f32, scales rounded to F16, then
+ * cq_weight_error_q against those scales; for F32, F16 and BF16 storage, portable and fast
+ * kernels, 1..4 threads. */
+static void check_stored(int64_t rows, int64_t cols, int bits, int group, bool sym, bool mse)
+{
+    static const cq_dtype dts[] = {CQ_DT_F32, CQ_DT_F16, CQ_DT_BF16};
+    float *w0 = make_w(rows, cols), *w = malloc((size_t)(rows * cols) * sizeof *w);
+    uint16_t *h = malloc((size_t)(rows * cols) * sizeof *h);
+    double *sums = malloc((size_t)rows * 3 * sizeof *sums);
+    unsigned char *nan = malloc((size_t)rows);
+    cq_qconfig c;
+    cq_qconfig_defaults(&c);
+    c.bits = bits, c.group_size = group, c.sym = sym, c.mse = mse;
+    cq_error err = CQ_ERROR_INIT;
+    for (int d = 0; d < 3; d++) {
+        const void *src = w0;
+        for (int64_t i = 0; i < rows * cols; i++) {
+            if (dts[d] == CQ_DT_F16)
+                h[i] = cq_f32_to_f16(w0[i]);
+            else if (dts[d] == CQ_DT_BF16)
+                h[i] = cq_f32_to_bf16(w0[i]);
+        }
+        if (dts[d] != CQ_DT_F32)
+            src = h;
+        cq_convert_to_f32(dts[d], src, w, (size_t)(rows * cols));
+        /* the two-pass reference */
+        cq_qresult ref;
+        c.threads = 1;
+        CQ_CHECK_OK(cq_rtn_quantize(&c, w, rows, cols, &ref, &err), &err);
+        for (int64_t i = 0; i < ref.n_groups * rows; i++)
+            ref.scale[i] = cq_f16_to_f32(cq_f32_to_f16(ref.scale[i]));
+        cq_werr e_ref;
+        CQ_CHECK_OK(cq_weight_error_q(w, &ref, 1, &e_ref, &err), &err);
+        int64_t zr_ref = 0, gs = group > 0 ? group : cols;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c0 = 0; c0 < cols; c0 += gs) {
+                int64_t n = cols - c0 < gs ? cols - c0 : gs, k = 1;
+                while (k < n && w[r * cols + c0 + k] == w[r * cols + c0])
+                    k++;
+                zr_ref += k == n;
+            }
+        for (int fast = 0; fast < 2; fast++)
+            for (int threads = 1; threads <= 4; threads++) {
+                cq_cpu_force_baseline(!fast);
+                c.threads = threads;
+                cq_qresult r;
+                cq_row_err re = {sums, sums + rows, sums + 2 * rows, nan};
+                int64_t zr = -1;
+                CQ_CHECK_OK(cq_rtn_quantize_stored(&c, dts[d], src, rows, cols, &r, &re, &zr,
+                                                   &err), &err);
+                cq_werr e;
+                cq_werr_from_rows(&re, rows, cols, &e);
+                if (!same_result(&ref, &r) || zr != zr_ref)
+                    CQ_FAIL("%s %lldx%lld b%d g%d sym%d mse%d fast%d threads %d: stored path "
+                            "differs", cq_dtype_info(dts[d])->name, (long long)rows,
+                            (long long)cols, bits, group, sym, mse, fast, threads);
+                CQ_CHECK(e.sum_sq_err == e_ref.sum_sq_err && e.sum_sq_w == e_ref.sum_sq_w &&
+                         e.max_abs == e_ref.max_abs && e.n == e_ref.n &&
+                         e.rel_fro == e_ref.rel_fro);
+                cq_qresult_release(&r);
+            }
+        cq_cpu_force_baseline(false);
+        cq_qresult_release(&ref);
+    }
+    free(w0);
+    free(w);
+    free(h);
+    free(sums);
+    free(nan);
+}
+
+CQ_TEST(stored_path_matches_two_passes)
+{
+    static const struct { int64_t rows, cols; int group; } shapes[] = {
+        {7, 203, -1}, {9, 203, 20}, {16, 256, 128}, {5, 131, 32}, {3, 17, 5},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int b = 2; b <= 8; b *= 2)
+            for (int sym = 0; sym < 2; sym++)
+                check_stored(shapes[s].rows, shapes[s].cols, b, shapes[s].group, sym, false);
+    check_stored(6, 100, 3, 32, false, true);
+    /* a non-finite value: CQ_E_NUMERIC, nothing allocated (the caller's two-pass path names
+     * it); a dtype it does not take: CQ_E_UNSUPPORTED */
+    float bad[2 * 40];
+    for (int i = 0; i < 80; i++)
+        bad[i] = (float)i / 80.0f;
+    bad[57] = NAN;
+    cq_qconfig c;
+    cq_qconfig_defaults(&c);
+    cq_error err = CQ_ERROR_INIT;
+    cq_qresult r = {0};
+    double sums[6];
+    unsigned char nan[2];
+    cq_row_err re = {sums, sums + 2, sums + 4, nan};
+    int64_t zr;
+    c.group_size = 8;
+    CQ_CHECK_EQ_INT(cq_rtn_quantize_stored(&c, CQ_DT_F32, bad, 2, 40, &r, &re, &zr, &err),
+                    CQ_E_NUMERIC);
+    CQ_CHECK(r.q == NULL && r.scale == NULL);
+    bad[57] = INFINITY;
+    CQ_CHECK_EQ_INT(cq_rtn_quantize_stored(&c, CQ_DT_F32, bad, 2, 40, &r, &re, &zr, &err),
+                    CQ_E_NUMERIC);
+    double d64[16] = {0};
+    CQ_CHECK_EQ_INT(cq_rtn_quantize_stored(&c, CQ_DT_F64, d64, 2, 8, &r, &re, &zr, &err),
+                    CQ_E_UNSUPPORTED);
+}
+
 CQ_TEST(fast_paths_match_portable_and_thread_counts)
 {
     static const int bits[] = {2, 3, 4, 8};
