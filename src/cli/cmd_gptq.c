@@ -140,19 +140,26 @@ static cJSON *summary_json(const gptq_args *a, const cq_quant_summary *sum)
     return o;
 }
 
+/* The model's config.json (the folder that holds MODEL's tensors), read for planning. */
+static int load_model_config(const gptq_args *a, cq_model_config *cfg, cq_error *err)
+{
+    cq_st_model *m = NULL;
+    int rc = cq_st_open(&m, a->job.model, err);
+    if (rc == CQ_OK)
+        rc = cq_config_load(cq_st_dir(m), cfg, err);
+    cq_st_close(m);
+    return rc;
+}
+
 /* The pipeline's plan joins the driver's --max-memory check (the activations count unless
  * they live in a mapped file). */
 static int set_producer_peak(gptq_args *a, cq_error *err)
 {
-    cq_st_model *m = NULL;
     cq_model_config cfg;
     cq_gptq_plan pl;
     if (a->stats)
         return CQ_OK;
-    int rc = cq_st_open(&m, a->job.model, err);
-    if (rc == CQ_OK)
-        rc = cq_config_load(cq_st_dir(m), &cfg, err);
-    cq_st_close(m);
+    int rc = load_model_config(a, &cfg, err);
     if (rc != CQ_OK)
         return rc;
     cq_gptq_model_plan(&cfg, a->calib.n, a->calib.seqlen, &a->mo, &pl);
@@ -163,14 +170,10 @@ static int set_producer_peak(gptq_args *a, cq_error *err)
 /* --plan: the planned peak of the pipeline, by part, on stdout (or --json). */
 static int print_plan(gptq_args *a, cq_cli *cli, cq_error *err)
 {
-    cq_st_model *m = NULL;
     cq_model_config cfg;
     cq_gptq_plan pl;
     memset(&pl, 0, sizeof pl);
-    int rc = cq_st_open(&m, a->job.model, err);
-    if (rc == CQ_OK)
-        rc = cq_config_load(cq_st_dir(m), &cfg, err);
-    cq_st_close(m);
+    int rc = load_model_config(a, &cfg, err);
     if (rc != CQ_OK)
         return rc;
     if (!a->stats)

@@ -80,6 +80,23 @@ AVX2 static bool all_finite_avx2(const float *x, int64_t n)
     return _mm256_movemask_ps(bad) == 0 && all_finite_c(x + i, n - i);
 }
 
+/* Fold the lane minima/maxima A, B and the scalar tail x[0..n) into *lo, *hi (one reduction
+ * order for every caller, so their results are the same bits). */
+AVX2 static void minmax_finish(__m256 a, __m256 b, const float *x, int64_t n, float *lo,
+                               float *hi)
+{
+    float la[8], lb[8], ta, tb;
+    _mm256_storeu_ps(la, a);
+    _mm256_storeu_ps(lb, b);
+    minmax_c(x, n, &ta, &tb);
+    for (int k = 0; k < 8; k++) {
+        ta = la[k] < ta ? la[k] : ta;
+        tb = lb[k] > tb ? lb[k] : tb;
+    }
+    *lo = ta;
+    *hi = tb;
+}
+
 AVX2 static void minmax_avx2(const float *x, int64_t n, float *lo, float *hi)
 {
     __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
@@ -89,16 +106,7 @@ AVX2 static void minmax_avx2(const float *x, int64_t n, float *lo, float *hi)
         a = _mm256_min_ps(a, v);
         b = _mm256_max_ps(b, v);
     }
-    float la[8], lb[8], ta, tb;
-    _mm256_storeu_ps(la, a);
-    _mm256_storeu_ps(lb, b);
-    minmax_c(x + i, n - i, &ta, &tb);
-    for (int k = 0; k < 8; k++) {
-        ta = la[k] < ta ? la[k] : ta;
-        tb = lb[k] > tb ? lb[k] : tb;
-    }
-    *lo = ta;
-    *hi = tb;
+    minmax_finish(a, b, x + i, n - i, lo, hi);
 }
 
 AVX2 static void codes_avx2(const float *x, int64_t n, float scale, float zero, float maxq,
@@ -181,17 +189,7 @@ AVX2 static bool minmax_finite_avx2(const float *x, int64_t n, float *lo, float 
     }
     if (_mm256_movemask_ps(bad) != 0 || !all_finite_c(x + i, n - i))
         return false;
-    /* the same reduction as minmax_avx2, so lo and hi are bit-identical to it */
-    float la[8], lb[8], ta, tb;
-    _mm256_storeu_ps(la, a);
-    _mm256_storeu_ps(lb, b);
-    minmax_c(x + i, n - i, &ta, &tb);
-    for (int k = 0; k < 8; k++) {
-        ta = la[k] < ta ? la[k] : ta;
-        tb = lb[k] > tb ? lb[k] : tb;
-    }
-    *lo = ta;
-    *hi = tb;
+    minmax_finish(a, b, x + i, n - i, lo, hi);
     return true;
 }
 

@@ -41,19 +41,30 @@ static void rtn_rows(void *p, int64_t r0, int64_t r1, int worker)
     }
 }
 
-int cq_rtn_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t cols,
-                    cq_qresult *out, cq_error *err)
+/* What both entry points do first: check, allocate *out, the grid, g_idx and the group size. */
+static int rtn_setup(const cq_qconfig *cfg, int64_t rows, int64_t cols, cq_qresult *out,
+                     cq_grid *grid, int64_t *gsize, cq_error *err)
 {
     int rc = cq_qconfig_check(cfg, err);
     if (rc == CQ_OK)
         rc = cq_qresult_alloc(out, rows, cols, cfg, err);
     if (rc != CQ_OK)
         return rc;
-    cq_grid grid;
-    cq_grid_init(&grid, cfg->bits, cfg->sym, cfg->mse);
-    int64_t gsize = cfg->group_size == -1 ? cols : cfg->group_size;
+    cq_grid_init(grid, cfg->bits, cfg->sym, cfg->mse);
+    *gsize = cfg->group_size == -1 ? cols : cfg->group_size;
     for (int64_t k = 0; k < cols; k++)
-        out->g_idx[k] = (int32_t)(k / gsize);
+        out->g_idx[k] = (int32_t)(k / *gsize);
+    return CQ_OK;
+}
+
+int cq_rtn_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t cols,
+                    cq_qresult *out, cq_error *err)
+{
+    cq_grid grid;
+    int64_t gsize;
+    int rc = rtn_setup(cfg, rows, cols, out, &grid, &gsize, err);
+    if (rc != CQ_OK)
+        return rc;
     rtn_ctx ctx = {&grid, w, cols, gsize, out, 0};
     /* Rows are independent and each is written by one worker: the bytes do not depend on
      * the number of workers. */
@@ -134,16 +145,11 @@ int cq_rtn_quantize_stored(const cq_qconfig *cfg, cq_dtype dt, const void *src, 
 {
     if (dt != CQ_DT_F32 && dt != CQ_DT_F16 && dt != CQ_DT_BF16)
         return cq_errorf(err, CQ_E_UNSUPPORTED, "fused rtn: dtype %s", cq_dtype_info(dt)->name);
-    int rc = cq_qconfig_check(cfg, err);
-    if (rc == CQ_OK)
-        rc = cq_qresult_alloc(out, rows, cols, cfg, err);
+    cq_grid grid;
+    int64_t gsize;
+    int rc = rtn_setup(cfg, rows, cols, out, &grid, &gsize, err);
     if (rc != CQ_OK)
         return rc;
-    cq_grid grid;
-    cq_grid_init(&grid, cfg->bits, cfg->sym, cfg->mse);
-    int64_t gsize = cfg->group_size == -1 ? cols : cfg->group_size;
-    for (int64_t k = 0; k < cols; k++)
-        out->g_idx[k] = (int32_t)(k / gsize);
     int workers = cq_par_workers_for(cfg->threads, rows, cols);
     rtn_src_ctx ctx = {.grid = &grid, .dt = dt, .src = src,
                        .esize = (size_t)cq_dtype_info(dt)->size, .cols = cols, .gsize = gsize,

@@ -4,6 +4,7 @@
  * fallback of the forward (the down-input hook sees every token, the output is unchanged), and
  * the tests/data/arch fixtures' logits, hidden states and router logits against transformers. */
 #include "cq_test.h"
+#include "cq_rand.h"
 #include "cquant/model.h"
 
 #include <math.h>
@@ -12,14 +13,7 @@
 #include <string.h>
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static double urand(void) /* splitmix64 -> [-1, 1) */
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (double)(z >> 11) / (double)(1ull << 52) - 1.0;
-}
+static double urand(void) { return 2.0 * cq_rand_uniform(&rng_state) - 1.0; } /* [-1, 1) */
 
 static void fill(float *p, int64_t n, double scale)
 {
