@@ -2,8 +2,8 @@
 # total, a rank that dies fails the job without output, and --resume continues it with another
 # number of ranks, again with the same bytes; OPT and an MoE AWQ likewise, MoE GPTQ refused.
 # Registered only with -DCQ_MPI=ON (ctest mpi.*).
-# Model: data/models/cq-llama-tiny; CQ_MPI_MODEL=DIR picks another (cq-llama-16m by hand:
-# docs/scale-out.md has its numbers).
+# Model: data/models/cq-llama-tiny; CQ_MPI_MODEL=DIR picks another (ctest mpi.same_bytes_16m
+# runs it on ../shared's cq-llama-16m, the issue's model; docs/scale-out.md has its numbers).
 . "$(dirname "$0")/../cli/lib.sh"
 : "${CQ_MPIRUN:?CQ_MPIRUN is not set}"
 export OPENBLAS_NUM_THREADS=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -11,6 +11,7 @@ ROOT=()
 [ "$(id -u)" = 0 ] && ROOT=(--allow-run-as-root)
 mpi() { local n=$1; shift; "$CQ_MPIRUN" "${ROOT[@]}" --oversubscribe -n "$n" "$@"; }
 MODEL="${CQ_MPI_MODEL:-$TINY}"
+[ -f "$MODEL/config.json" ] || { echo "FAIL: no model at '$MODEL' (CQ_MPI_MODEL)" >&2; exit 1; }
 TEXT="$CQ_SRC/data/calib-docs.txt"
 # 8 Hessian blocks of 2 windows: shares of 8, 4 and 2 blocks, and the tree across ranks
 G=(gptq --bits 4 --group 128 --samples 16 --seqlen 128 --chunk-tokens 256)
