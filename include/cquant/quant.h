@@ -96,6 +96,11 @@ const cq_quantizer *const *cq_quantizer_list(int *n);
  * (NaN/Inf in w) or CQ_E_NOMEM; on failure *out is released. Thread-safe. */
 int cq_rtn_quantize(const cq_qconfig *cfg, const float *w, int64_t rows, int64_t cols,
                     cq_qresult *out, cq_error *err);
+/* Groups (contiguous columns of group_size, or whole rows with -1) of w [rows x cols] whose
+ * values are all equal: all-zero rows and groups and constant groups, whose grid is degenerate
+ * (docs/reliability.md, Numeric faults). Reported per Linear as "zero_range_groups". */
+int64_t cq_zero_range_groups(const float *w, int64_t rows, int64_t cols, int group_size);
+
 /* Per-row sums of the weight-error metric, each array [rows] (report/werr.c adds them up in
  * row order: cq_werr_from_rows). */
 typedef struct cq_row_err {
@@ -107,8 +112,8 @@ typedef struct cq_row_err {
  * error measurement: each row is converted into a small buffer and quantized, and its error
  * against the F16-rounded scales (what every layout stores) summed while it is in cache. The
  * same codes as cq_rtn_quantize, its scales already rounded to F16, and the same sums as
- * cq_weight_error_q, in one pass over the input instead of four over an f32 copy. re's arrays are the caller's ([rows] each);
- * *zero_range gets the number of groups whose values are all equal. Returns CQ_OK,
+ * cq_weight_error_q, in one pass over the input instead of four over an f32 copy. re's arrays
+ * are the caller's ([rows] each); *zero_range gets cq_zero_range_groups' count. Returns CQ_OK,
  * CQ_E_UNSUPPORTED (another dtype), CQ_E_NUMERIC (a NaN/Inf row: the two-pass path names it),
  * CQ_E_USAGE or CQ_E_NOMEM; on failure *out is released. Thread-safe. */
 int cq_rtn_quantize_stored(const cq_qconfig *cfg, cq_dtype dt, const void *src, int64_t rows,

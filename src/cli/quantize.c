@@ -50,8 +50,8 @@ typedef struct hasher {
     cq_error err;
     int rc;
     /* done is set when the hashes are in: one quantization worker waits for it (see
-     * stream_tensors) */
-    bool sync_ready, done;
+     * stream_tensors). lock and cond are initialized with the run state (cq_quant_run). */
+    bool done;
     pthread_mutex_t lock;
     pthread_cond_t cond;
 } hasher;
@@ -119,9 +119,6 @@ static int hasher_start(hasher *h, const cq_st_model *m, cq_error *err)
     h->bytes = calloc(n ? n : 1, sizeof *h->bytes);
     if (!h->digest || !h->bytes)
         return cq_errorf(err, CQ_E_NOMEM, "out of memory");
-    pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->cond, NULL);
-    h->sync_ready = true;
     if (pthread_create(&h->thread, NULL, hash_main, h) != 0) {
         hash_main(h); /* no thread: hash inline */
         return CQ_OK;
@@ -146,11 +143,6 @@ static int hasher_finish(hasher *h, cq_report *r, cq_error *err)
     free(h->bytes);
     h->digest = NULL;
     h->bytes = NULL;
-    if (h->sync_ready) {
-        pthread_mutex_destroy(&h->lock);
-        pthread_cond_destroy(&h->cond);
-        h->sync_ready = false;
-    }
     return rc;
 }
 
@@ -496,28 +488,15 @@ static float *weight_buffer(worker *wk, size_t nb)
     return wk->wbuf;
 }
 
-int64_t cq_zero_range_groups(const float *w, int64_t rows, int64_t cols, int group_size)
-{
-    int64_t gs = group_size > 0 ? group_size : cols, n = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c0 = 0; c0 < cols; c0 += gs) {
-            const float *g = w + r * cols + c0;
-            int64_t len = cols - c0 < gs ? cols - c0 : gs, k = 1;
-            while (k < len && g[k] == g[0])
-                k++;
-            n += k == len;
-        }
-    return n;
-}
-
-/* measure error -> pack -> write; *lr_out gets the layer's report entry for the caller to
- * add, its `extra` an owned copy the caller frees (lr_extra_free) (t0: when work on the tensor
- * began). Safe on several threads at once. */
-/* The error of a result measured while it was made (cq_rtn_quantize_stored), or NULL. */
+/* The error of a result measured while it was made (cq_rtn_quantize_stored). */
 typedef struct premeasured {
     cq_werr err;
     int64_t zero_range;
 } premeasured;
+
+/* measure error (unless PRE already holds it) -> pack -> write; *lr_out gets the layer's report
+ * entry for the caller to add, its `extra` an owned copy the caller frees (lr_extra_free) (t0:
+ * when work on the tensor began). Safe on several threads at once. */
 
 static int emit_packed(run_state *s, const char *name, const char *method, const float *w,
                        cq_qresult *qr, double t0, const cJSON *extra, const premeasured *pre,
@@ -564,9 +543,8 @@ static int quantize_fused(run_state *s, const cq_st_tensor *t, cq_layer_report *
                           cq_error *err)
 {
     const cq_quant_job *job = s->job;
-    if (job->quantizer != &cq_quantizer_rtn || replaced(s, t) || !t->data ||
-        (t->dtype != CQ_DT_F32 && t->dtype != CQ_DT_F16 && t->dtype != CQ_DT_BF16))
-        return 1;
+    if (job->quantizer != &cq_quantizer_rtn || replaced(s, t) || !t->data)
+        return 1; /* (a dtype it does not take: CQ_E_UNSUPPORTED below) */
     int64_t rows = t->shape[0], cols = t->shape[1];
     double t0 = cq_par_now();
     double *sums = malloc((size_t)rows * 3 * sizeof *sums);
@@ -1150,7 +1128,8 @@ static int begin_output(run_state *s, cq_error *err)
 int cq_quant_run(const cq_quant_job *job, cq_quant_summary *sum, cq_error *err)
 {
     run_state s = {.job = job, .sum = sum, .od = {.lock_fd = -1, .slot = -1}, .t0 = cq_par_now(),
-                   .workers = 1};
+                   .workers = 1,
+                   .hash = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER}};
     int rc;
     memset(sum, 0, sizeof *sum);
     if (job->out)

@@ -90,11 +90,6 @@ int cq_quant_emit(cq_quant_sink *s, const char *name, const char *method, const 
 int cq_quant_mark_done(cq_quant_sink *s, const char *name, const cq_layer_report *lr,
                        cq_error *err);
 
-/* Groups (contiguous columns of group_size, or whole rows with -1) of w [rows x cols] whose
- * values are all equal: all-zero rows and groups and constant groups, whose grid is degenerate
- * (docs/reliability.md, Numeric faults). Reported per Linear as "zero_range_groups". */
-int64_t cq_zero_range_groups(const float *w, int64_t rows, int64_t cols, int group_size);
-
 /* Run the job. On any error nothing is left at the output path (CQ_E_EXISTS when it exists and
  * !force; CQ_E_INTERRUPTED after SIGINT; CQ_E_NOMEM when the planned peak exceeds max_memory;
  * CQ_E_IO when the output's filesystem has less free space than the planned output). */

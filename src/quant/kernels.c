@@ -5,6 +5,7 @@
 #include "quant/kernels.h"
 
 #include "core/cpu.h"
+#include "cquant/quant.h"
 #include "quant/grid.h"
 
 #include <float.h>
@@ -211,6 +212,19 @@ static bool minmax_finite_avx2(const float *x, int64_t n, float *lo, float *hi)
     return minmax_finite_c(x, n, lo, hi);
 }
 #endif
+
+void cq_k_err_row(const cq_k_err *e, const cq_row_err *re, int64_t r)
+{
+    double se = 0.0, sw = 0.0;
+    for (int l = 0; l < 8; l++) {
+        se += e->se[l];
+        sw += e->sw[l];
+    }
+    re->se[r] = se;
+    re->sw[r] = sw;
+    re->mx[r] = e->max_abs;
+    re->nan[r] = e->nan;
+}
 
 bool cq_k_minmax_finite(const float *x, int64_t n, float *lo, float *hi)
 {

@@ -31,6 +31,10 @@ typedef struct cq_k_err {
 void cq_k_err_add(cq_k_err *e, const float *w, const uint8_t *q, int64_t n, float scale,
                   float zero);
 
+struct cq_row_err;
+/* Row r's entry of re's arrays (cquant/quant.h): the lanes of e added in lane order. */
+void cq_k_err_row(const cq_k_err *e, const struct cq_row_err *re, int64_t r);
+
 /* cq_k_minmax, returning false (lo/hi then unspecified) when x holds NaN or Inf: the finiteness
  * check and the range in one pass. */
 bool cq_k_minmax_finite(const float *x, int64_t n, float *lo, float *hi);

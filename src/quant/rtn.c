@@ -92,13 +92,22 @@ typedef struct rtn_src_ctx {
     int bad_row;
 } rtn_src_ctx;
 
-/* The count cq_zero_range_groups makes: all n values equal. */
+/* 1 when all n values of g are equal (a group cq_zero_range_groups counts). */
 static int64_t flat_group(const float *g, int64_t n)
 {
     int64_t k = 1;
     while (k < n && g[k] == g[0])
         k++;
     return k == n;
+}
+
+int64_t cq_zero_range_groups(const float *w, int64_t rows, int64_t cols, int group_size)
+{
+    int64_t gs = group_size > 0 ? group_size : cols, n = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c0 = 0; c0 < cols; c0 += gs)
+            n += flat_group(w + r * cols + c0, cols - c0 < gs ? cols - c0 : gs);
+    return n;
 }
 
 static void rtn_src_rows(void *p, int64_t r0, int64_t r1, int worker)
@@ -127,15 +136,7 @@ static void rtn_src_rows(void *p, int64_t r0, int64_t r1, int worker)
             cq_k_err_add(&e, row + c0, q, n, s, (float)o->zero[g * o->rows + r]);
             c->zero_range[worker] += flat_group(row + c0, n);
         }
-        double se = 0.0, sw = 0.0;
-        for (int l = 0; l < 8; l++) {
-            se += e.se[l];
-            sw += e.sw[l];
-        }
-        c->re->se[r] = se;
-        c->re->sw[r] = sw;
-        c->re->mx[r] = e.max_abs;
-        c->re->nan[r] = e.nan;
+        cq_k_err_row(&e, c->re, r);
     }
 }
 

@@ -156,17 +156,18 @@ static entry *find(cq_digest_cache *c, const char *abs)
 }
 
 int cq_digest_cache_get(cq_digest_cache *c, const char *path, uint8_t digest[32],
-                        int64_t *bytes)
+                        int64_t *bytes, struct stat *st)
 {
     char abs[PATH_MAX];
-    struct stat st;
-    if (!c || !c->file || !realpath(path, abs) || stat(abs, &st) != 0 || !S_ISREG(st.st_mode))
+    if (!c || !c->file || !realpath(path, abs) || stat(abs, st) != 0 || !S_ISREG(st->st_mode)) {
+        memset(st, 0, sizeof *st);
         return 0;
+    }
     entry *e = find(c, abs);
-    if (!e || !same(e, &st))
+    if (!e || !same(e, st))
         return 0;
     memcpy(digest, e->digest, 32);
-    *bytes = (int64_t)st.st_size;
+    *bytes = (int64_t)st->st_size;
     return 1;
 }
 
@@ -180,7 +181,7 @@ void cq_digest_cache_put(cq_digest_cache *c, const char *path, const struct stat
     /* changed while it was hashed, or too recently to trust the stamps: not stored */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    if (!before || before->st_ino != st.st_ino || before->st_dev != st.st_dev ||
+    if (!before || before->st_ino == 0 || before->st_ino != st.st_ino || before->st_dev != st.st_dev ||
         before->st_size != st.st_size ||
         before->st_mtim.tv_sec != st.st_mtim.tv_sec ||
         before->st_mtim.tv_nsec != st.st_mtim.tv_nsec ||

@@ -294,10 +294,8 @@ int cq_report_hash_files(const char *const *paths, size_t n, uint8_t (*digest)[3
     }
     size_t nm = 0;
     for (size_t i = 0; i < n; i++) {
-        if (cq_digest_cache_get(c, paths[i], digest[i], &bytes[i]))
+        if (cq_digest_cache_get(c, paths[i], digest[i], &bytes[i], &before[nm]))
             continue;
-        if (stat(paths[i], &before[nm]) != 0)
-            memset(&before[nm], 0, sizeof before[nm]);
         at[nm] = i;
         miss[nm++] = paths[i];
     }
@@ -305,8 +303,7 @@ int cq_report_hash_files(const char *const *paths, size_t n, uint8_t (*digest)[3
         for (size_t k = 0; k < nm; k++) {
             memcpy(digest[at[k]], md[k], 32);
             bytes[at[k]] = mb[k];
-            if (before[k].st_ino)
-                cq_digest_cache_put(c, miss[k], &before[k], md[k]);
+            cq_digest_cache_put(c, miss[k], &before[k], md[k]);
         }
 done:
     cq_digest_cache_close(c);

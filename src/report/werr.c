@@ -15,8 +15,7 @@ typedef struct werr_ctx {
     const cq_qresult *q;
     const int64_t *run_start; /* maximal runs of columns with one g_idx; n_runs + 1 entries */
     int64_t n_runs;
-    double *se, *sw, *mx;     /* per row */
-    unsigned char *nan;
+    cq_row_err re;            /* per row */
 } werr_ctx;
 
 static void werr_rows(void *p, int64_t r0, int64_t r1, int worker)
@@ -31,15 +30,7 @@ static void werr_rows(void *p, int64_t r0, int64_t r1, int worker)
             cq_k_err_add(&e, c->w + r * q->cols + c0, q->q + r * q->cols + c0, n, q->scale[g],
                          (float)q->zero[g]);
         }
-        double se = 0.0, sw = 0.0;
-        for (int l = 0; l < 8; l++) {
-            se += e.se[l];
-            sw += e.sw[l];
-        }
-        c->se[r] = se;
-        c->sw[r] = sw;
-        c->mx[r] = e.max_abs;
-        c->nan[r] = e.nan;
+        cq_k_err_row(&e, &c->re, r);
     }
 }
 
@@ -69,11 +60,11 @@ int cq_weight_error_q(const float *w, const cq_qresult *q, int threads, cq_werr 
     werr_ctx c = {.w = w, .q = q};
     int64_t *runs = malloc((size_t)(cols + 1) * sizeof *runs);
     double *sums = malloc((size_t)rows * 3 * sizeof *sums);
-    c.nan = malloc((size_t)rows);
-    if (!runs || !sums || !c.nan) {
+    unsigned char *nan = malloc((size_t)rows);
+    if (!runs || !sums || !nan) {
         free(runs);
         free(sums);
-        free(c.nan);
+        free(nan);
         return cq_errorf(err, CQ_E_NOMEM, "out of memory measuring a %lld x %lld error",
                          (long long)rows, (long long)cols);
     }
@@ -82,12 +73,11 @@ int cq_weight_error_q(const float *w, const cq_qresult *q, int threads, cq_werr 
             runs[c.n_runs++] = k;
     runs[c.n_runs] = cols;
     c.run_start = runs;
-    c.se = sums, c.sw = sums + rows, c.mx = sums + 2 * rows;
+    c.re = (cq_row_err){sums, sums + rows, sums + 2 * rows, nan};
     cq_par_rows(cq_par_workers_for(threads, rows, cols), rows, werr_rows, &c);
-    cq_row_err re = {c.se, c.sw, c.mx, c.nan};
-    cq_werr_from_rows(&re, rows, cols, out);
+    cq_werr_from_rows(&c.re, rows, cols, out);
     free(runs);
     free(sums);
-    free(c.nan);
+    free(nan);
     return CQ_OK;
 }
